@@ -1,0 +1,1 @@
+"""Command groups of the ``civitai-study`` CLI; each module has ``register(subparsers)``."""

@@ -1,0 +1,28 @@
+"""``civitai-study calibrate``: re-derive calibration aggregates from the real 2023 crawl."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..calibration import DEFAULT_CRAWL, derive_from_crawl
+from ..paths import CALIBRATION_DIR
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="re-derive data/calibration/ from the 2023 crawl",
+                       description="Measure aggregates (never records) of a /api/v1/models "
+                                   "JSONL crawl and write them as calibration CSVs.")
+    p.add_argument("--crawl", type=Path, default=DEFAULT_CRAWL)
+    p.add_argument("--out", type=Path, default=CALIBRATION_DIR)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.crawl.is_file():
+        raise FileNotFoundError(f"no crawl file at {args.crawl}; pass --crawl PATH to the "
+                                "dfanr_v1_models_2023-07-04.jsonl.gz file")
+    summary = derive_from_crawl(args.crawl, args.out)
+    for key, value in summary.items():
+        print(f"{key}: {value:,}")
+    return 0

@@ -1,0 +1,27 @@
+"""``civitai-study sample``: write the deterministic synthetic snapshot."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..synthetic import SampleConfig, write_sample
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    defaults = SampleConfig()
+    p = sub.add_parser("sample", help="write the synthetic default snapshot",
+                       description="Write a deterministic synthetic snapshot calibrated to real "
+                                   "aggregates (data/calibration/). It is labelled synthetic.")
+    p.add_argument("--out", type=Path, required=True, help="snapshot directory to write")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--images", type=int, default=defaults.n_images, help="number of images")
+    p.add_argument("--models", type=int, default=defaults.n_models, help="number of models")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = SampleConfig(seed=args.seed, n_images=args.images, n_models=args.models)
+    snapshot = write_sample(args.out, config)
+    print(snapshot.describe())
+    return 0

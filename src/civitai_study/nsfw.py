@@ -1,0 +1,77 @@
+"""CivitAI NSFW levels and the two NSFW definitions the study compares.
+
+An *image* carries one level (a single bit); *models* and *versions* carry an OR-combination
+(bit mask) of their images' levels. See ``../shared/docs/civitai-api.md`` §1.3.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class NsfwLevel(IntEnum):
+    """CivitAI's ``NsfwLevel`` enum; 0 means unrated."""
+
+    UNRATED = 0
+    PG = 1
+    PG13 = 2
+    R = 4
+    X = 8
+    XXX = 16
+    BLOCKED = 32
+
+
+LEVEL_LABELS: dict[int, str] = {
+    0: "Unrated",
+    1: "PG",
+    2: "PG-13",
+    4: "R",
+    8: "X",
+    16: "XXX",
+    32: "Blocked",
+}
+IMAGE_LEVELS: tuple[int, ...] = tuple(LEVEL_LABELS)
+
+#: Bits that count as NSFW under each definition (applied to single levels and to masks).
+ABOVE_PG_BITS = NsfwLevel.PG13 | NsfwLevel.R | NsfwLevel.X | NsfwLevel.XXX | NsfwLevel.BLOCKED
+R_PLUS_BITS = NsfwLevel.R | NsfwLevel.X | NsfwLevel.XXX | NsfwLevel.BLOCKED
+
+#: The two definitions compared side by side everywhere (sensitivity analysis).
+NSFW_DEFINITIONS: dict[str, int] = {
+    "above_pg": int(ABOVE_PG_BITS),  # CivitAI's own ``nsfw`` flag: level above PG
+    "r_plus": int(R_PLUS_BITS),  # stricter: R or above
+}
+DEFINITION_LABELS: dict[str, str] = {
+    "above_pg": "above PG (CivitAI's nsfw flag)",
+    "r_plus": "R or above",
+}
+
+#: Legacy string levels (2023 preview images, ``/images`` ``nsfwLevel`` strings) → single bit.
+LEGACY_STRING_LEVELS: dict[str, int] = {
+    "None": 1,
+    "Soft": 2,
+    "Mature": 4,
+    "X": 8,
+    "Blocked": 32,
+}
+
+
+def check_definition(definition: str) -> int:
+    """Return the bit mask of an NSFW definition, or raise naming the valid choices."""
+    try:
+        return NSFW_DEFINITIONS[definition]
+    except KeyError:
+        valid = ", ".join(sorted(NSFW_DEFINITIONS))
+        raise ValueError(
+            f"unknown NSFW definition {definition!r}; choose one of: {valid}"
+        ) from None
+
+
+def is_nsfw(level: int, definition: str = "above_pg") -> bool:
+    """Whether an image level (or a model's level mask) counts as NSFW under ``definition``."""
+    return bool(int(level) & check_definition(definition))
+
+
+def sql_is_nsfw(column: str, definition: str = "above_pg") -> str:
+    """DuckDB SQL expression testing ``column`` against a definition's bit mask."""
+    return f"(({column} & {check_definition(definition)}) <> 0)"
