@@ -86,7 +86,7 @@ def test_checksum_mismatch_detected(tmp_path):
 
 
 def test_parts_directory_layout(tmp_path):
-    snap = write_snapshot(tmp_path / "s", _minimal_tables(), {"source": {"kind": "test"}})
+    write_snapshot(tmp_path / "s", _minimal_tables(), {"source": {"kind": "test"}})
     parts = tmp_path / "s" / "images"
     parts.mkdir()
     shutil.move(str(tmp_path / "s" / "images.parquet"), parts / "part-00000.parquet")

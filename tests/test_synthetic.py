@@ -58,10 +58,10 @@ def test_window_levels_and_columns(small_sample):
 def test_nsfw_share_rises_as_calibrated(small_sample):
     con = load_snapshot(small_sample).connect()
     mask = NSFW_DEFINITIONS["above_pg"]
+    flag = f"((nsfw_level & {mask}) <> 0)::int"
     early, late = con.execute(
-        f"SELECT avg(CASE WHEN created_at < '2023-07-01' THEN ((nsfw_level & {mask}) <> 0)::int END),"
-        f" avg(CASE WHEN created_at >= '2024-11-01' THEN ((nsfw_level & {mask}) <> 0)::int END)"
-        " FROM images").fetchone()
+        f"SELECT avg(CASE WHEN created_at < '2023-07-01' THEN {flag} END),"
+        f" avg(CASE WHEN created_at >= '2024-11-01' THEN {flag} END) FROM images").fetchone()
     assert early < 0.5 < late
 
 

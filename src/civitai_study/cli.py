@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "civitai_study.commands.calibrate",
     "civitai_study.commands.collect",
     "civitai_study.commands.importers",
+    "civitai_study.commands.code",
+    "civitai_study.commands.coding",
 ]
 
 
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # papermill narrates every cell at INFO; the runner prints progress
+        logging.getLogger("papermill").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 import yaml
 
-from .paths import NOTEBOOKS_DIR, ROOT, display_path
+from .paths import NOTEBOOKS_DIR, ROOT, SAMPLE_DIR, display_path
 
 log = logging.getLogger(__name__)
 KERNEL_NAME = "civitai-study"
@@ -148,6 +148,9 @@ def run_notebooks(data_dir: Path, out_dir: Path | None = None, seed: int = 20250
         params: dict[str, Any] = {"data_dir": _param_path(data_dir),
                                   "out_dir": _param_path(out_dir) if out_dir else None,
                                   "seed": seed}
+        if path.stem.startswith("01_") and data_dir.resolve() != SAMPLE_DIR.resolve():
+            # Another snapshot was named: notebook 01 must read it, never regenerate over it.
+            params["source"] = "existing"
         params.update(extra.get("all", {}))
         params.update(extra.get(path.stem, {}))
         target = (out_dir / "notebooks" / path.name) if out_dir else path

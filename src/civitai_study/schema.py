@@ -58,6 +58,8 @@ IMAGES = (
        "modelVersions[].id", required=False),
     _c("blurhash", pa.string(), "BlurHash of the image (a blurred stand-in, never the image)",
        "images[].hash", required=False),
+    _c("media_type", pa.string(), "image, video or audio (null before 2024-12)", "images[].type",
+       required=False),
 )
 
 MODELS = (
@@ -77,6 +79,15 @@ MODELS = (
     _c("download_count", pa.int64(), "downloads (null when the creator hides metrics)",
        "items[].stats.downloadCount"),
     _c("source", pa.string(), "where the row came from", "(set by the pipeline)",
+       required=False),
+    _c("mode", pa.string(), "Archived or TakenDown; null when the model is live", "items[].mode",
+       required=False),
+    _c("minor", pa.bool_(), "flagged as depicting a minor (field exists since 2024-06)",
+       "items[].minor", required=False),
+    _c("availability", pa.string(), "Public, Unsearchable, Private or EarlyAccess",
+       "items[].availability", required=False),
+    _c("allow_commercial_use", pa.list_(pa.string()), "commercial-use permissions, normalised "
+       "from a string, a set-literal string or an array", "items[].allowCommercialUse",
        required=False),
 )
 

@@ -84,7 +84,8 @@ class Snapshot:
 
     def parquet_list(self, table: str) -> str:
         """SQL literal listing the table's files, for ``read_parquet``."""
-        return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in self.files[table]) + "]"
+        quoted = ("'" + str(p).replace("'", "''") + "'" for p in self.files[table])
+        return "[" + ", ".join(quoted) + "]"
 
     def connect(self, threads: int | None = None, memory_limit: str | None = None
                 ) -> duckdb.DuckDBPyConnection:
@@ -155,7 +156,8 @@ def load_snapshot(root: str | Path, verify_checksums: bool = False) -> Snapshot:
         found = table_files(root, table)
         if not found:
             raise SnapshotError(
-                f"{root}: table {table!r} is missing (expected {table}.parquet or {table}/*.parquet)"
+                f"{root}: table {table!r} is missing "
+                f"(expected {table}.parquet or {table}/*.parquet)"
             )
         for path in found:
             _check_schema(table, path)

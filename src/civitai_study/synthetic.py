@@ -210,6 +210,20 @@ def _join_phrases(rng: np.random.Generator, vocab: list[str], weights: np.ndarra
     return out
 
 
+def synthetic_blurhashes(rng: np.random.Generator, count: int) -> list[str]:
+    """Valid BlurHash strings of random smooth colour fields: blurred stand-ins, no image."""
+    import blurhash
+
+    ys, xs = np.mgrid[0:8, 0:6] / 7.0
+    out = []
+    for _ in range(count):
+        a, b = rng.integers(20, 235, 3), rng.integers(20, 235, 3)
+        field = a[None, None, :] * (1 - ys[..., None]) + b[None, None, :] * ys[..., None]
+        field = field * (0.8 + 0.2 * xs[..., None])
+        out.append(blurhash.encode(field.astype(int).tolist(), components_x=4, components_y=3))
+    return out
+
+
 PONY_PREFIX = "score_9, score_8_up, score_7_up, score_6_up"
 QUALITY_PREFIX = "(masterpiece:1.2), best quality"
 
@@ -244,7 +258,7 @@ def generate_tables(config: SampleConfig, calibration_dir: Path = CALIBRATION_DI
     pr = 0.12 + 0.03 * frac
     px = 0.28 + 0.07 * frac
     u = rng.random(n)
-    nsfw_levels = np.where(u < p13, 2, np.where(u < p13 + pr, 4, np.where(u < p13 + pr + px, 8, 16)))
+    nsfw_levels = np.select([u < p13, u < p13 + pr, u < p13 + pr + px], [2, 4, 8], 16)
     level = np.where(above, nsfw_levels, 1)
     level = np.where(rng.random(n) < config.unrated_share, 0, level).astype(np.int16)
     created = _timestamps(rng, months, img_per_month)
@@ -294,8 +308,7 @@ def generate_tables(config: SampleConfig, calibration_dir: Path = CALIBRATION_DI
     order = np.argsort(created, kind="stable")
     ids = np.cumsum(rng.integers(1, 40, n)) + 100_000
     post_ids = 10_000 + np.cumsum(rng.random(n) < 0.35)
-    chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
-    blur = ["LKO2" + "".join(chars[j] for j in rng.integers(0, len(chars), 24)) for _ in range(64)]
+    blur = synthetic_blurhashes(rng, 64)
     images = pa.table({
         "id": ids,
         "created_at": pa.array(created[order], type=pa.timestamp("us", tz="UTC")),

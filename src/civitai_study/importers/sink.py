@@ -1,0 +1,103 @@
+"""Where parsed rows go: de-duplicated by id, batched into parts, failures into quarantine.
+
+Shared by the importers and the collector so both count duplicates and quarantined records the
+same way and write the same snapshot layout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ..schema import TABLES
+from .parse import Hasher, ModelRows, RecordError
+from .parts import QUARANTINE_DIR, Quarantine, write_part
+
+#: Tables whose rows are unique by ``id``.
+KEYED = ("images", "models", "model_versions")
+
+
+class Sink:
+    """Accumulates rows for the next part; remembers ids already written to drop duplicates."""
+
+    def __init__(self, root: Path, hasher: Hasher):
+        self.root = root
+        self.quarantine = Quarantine(hasher)
+        self.rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        self.seen: dict[str, set[int]] = {t: set() for t in KEYED}
+        self.duplicates: Counter[str] = Counter()
+        self.quarantined: set[tuple[str, int]] = set()
+        self.accepted: Counter[str] = Counter()
+
+    def load_seen(self) -> None:
+        """Re-read the ids of parts already on disk (used when resuming a crawl)."""
+        for table in KEYED:
+            for path in sorted((self.root / table).glob("part-*.parquet")):
+                ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
+                self.seen[table].update(ids)
+        for path in sorted((self.root / QUARANTINE_DIR).glob("part-*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                entry = json.loads(line)
+                key = entry["record"].get("id") if isinstance(entry["record"], dict) else None
+                if isinstance(key, int) and not isinstance(key, bool):
+                    self.quarantined.add((entry["kind"], key))
+
+    def _new(self, table: str, key: int) -> bool:
+        if key in self.seen[table]:
+            self.duplicates[table] += 1
+            return False
+        self.seen[table].add(key)
+        return True
+
+    def add_image(self, row: dict[str, Any]) -> bool:
+        if not self._new("images", row["id"]):
+            return False
+        self.rows["images"].append(row)
+        self.accepted["images"] += 1
+        return True
+
+    def add_model(self, parsed: ModelRows, kind: str = "model_preview") -> bool:
+        """Add a model with its versions, tags and preview images (duplicates dropped, counted)."""
+        if not self._new("models", parsed.model["id"]):
+            return False
+        for error, raw in parsed.bad_images:
+            self.quarantine.add(kind, error, raw)
+        self.rows["models"].append(parsed.model)
+        self.accepted["models"] += 1
+        for version in parsed.versions:
+            if self._new("model_versions", version["id"]):
+                self.rows["model_versions"].append(version)
+        self.rows["model_tags"].extend(parsed.tags)
+        for image in parsed.images:
+            self.add_image(image)
+        return True
+
+    def reject(self, kind: str, error: RecordError | str, raw: Any) -> None:
+        """Quarantine ``raw``, once per (kind, id) when it has an id: a re-served bad record
+        is a duplicate, not a second failure."""
+        key = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(key, int) and not isinstance(key, bool):
+            if (kind, key) in self.quarantined:
+                self.duplicates["quarantined"] += 1
+                return
+            self.quarantined.add((kind, key))
+        self.quarantine.add(kind, error, raw)
+
+    @property
+    def pending(self) -> int:
+        return sum(len(r) for r in self.rows.values()) + len(self.quarantine.pending)
+
+    def flush(self, index: int) -> bool:
+        """Write pending rows as durable part ``index`` of each table; True if anything written."""
+        wrote = False
+        for table, rows in self.rows.items():
+            if rows:
+                write_part(self.root, table, index, rows)
+                wrote = True
+        wrote = self.quarantine.flush(self.root, index) is not None or wrote
+        self.rows = {t: [] for t in TABLES}
+        return wrote

@@ -1,0 +1,70 @@
+"""Notebook 01's entry point: acquire(source="import"|"collect") and snapshot_overview."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from civitai_study.acquire import acquire, snapshot_overview
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_civitai import FakeCivitai, make_images  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def hash_key(monkeypatch):
+    monkeypatch.setenv("CIVITAI_STUDY_HASH_KEY", "test key")
+
+
+def _models_file(path: Path) -> Path:
+    item = {"id": 5, "name": "m", "type": "LORA", "poi": True, "nsfw": False,
+            "creator": {"username": "someone"}, "tags": ["Woman"], "stats": {},
+            "modelVersions": [{"id": 50, "createdAt": "2023-02-03T00:00:00Z",
+                               "images": [{"id": 500, "nsfw": "Soft"}, {"nsfw": "X"}]}]}
+    path.write_text(json.dumps(item) + "\n", encoding="utf-8")
+    return path
+
+
+def test_acquire_import_and_overview(tmp_path):
+    snap = acquire("import", tmp_path / "snap", importer="models-jsonl",
+                   path=_models_file(tmp_path / "m.jsonl"))
+    overview = snapshot_overview(snap)
+    for key in ("counts", "levels", "images_by_month_level", "quarantine", "date_range_table",
+                "conditions_table"):
+        assert isinstance(overview[key], pd.DataFrame), key
+    counts = dict(zip(overview["counts"]["table"], overview["counts"]["rows"], strict=True))
+    assert counts == {"images": 1, "models": 1, "model_versions": 1, "model_tags": 1}
+    assert overview["quarantine"].to_dict("records") == [{"reason": "missing_id", "records": 1}]
+    assert tuple(overview["date_range"]) == ("2023-02-03", "2023-02-03")
+    fields = dict(zip(overview["conditions_table"]["field"], overview["conditions_table"]["value"],
+                      strict=True))
+    assert fields["source.importer"] == "models-jsonl" and fields["tool.name"] == "civitai-study"
+    json.dumps(overview["conditions"])  # printable as in the notebook
+
+
+def test_acquire_collect_and_overview(tmp_path):
+    fake = FakeCivitai(images=make_images(300), max_limit=100)
+    url = fake.start()
+    try:
+        snap = acquire("collect", tmp_path / "crawl", endpoint="images", base_url=url, rate=0,
+                       since=None, until="2024-01-10", max_items=None)
+    finally:
+        fake.stop()
+    overview = snapshot_overview(snap)
+    fields = dict(zip(overview["conditions_table"]["field"], overview["conditions_table"]["value"],
+                      strict=True))
+    assert fields["source.request.params.browsingLevel"] == "31"
+    assert fields["window.until"] == "2024-01-10"
+    assert "collection.started_at" in fields and fields["tool.version"]
+    assert overview["images_by_month_level"]["month"].tolist() == ["2024-01"]
+
+
+def test_acquire_rejects_bad_options(tmp_path):
+    with pytest.raises(ValueError, match="importer="):
+        acquire("import", tmp_path / "x", importer="nope", path="p")
+    with pytest.raises(ValueError, match="does not take"):
+        acquire("collect", tmp_path / "y", endpoint="images", pages=3)
