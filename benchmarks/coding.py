@@ -1,0 +1,145 @@
+"""Throughput of the codebook coder against one compiled alternation regex, in the same run.
+
+Why: notebook 04 must code ~40 million prompts. The coder (``civitai_study.coding``) streams
+Arrow batches out of DuckDB, normalises them with Arrow kernels, and matches the whole codebook
+with one Aho-Corasick automaton over the *distinct* phrases of each batch. The baseline is what
+one would write first: a single ``re`` alternation of every codebook form with word boundaries,
+run per prompt over the same prompts (lower-cased, ``_`` as space).
+
+Reported: MB of prompt text per second and prompts per second (wall clock, and per CPU-second,
+because this 2-core machine is shared and wall time depends on what else runs), with the full
+codebook, on a synthetic snapshot of several million prompts. The coder's speed depends on how
+often phrases repeat (synthetic prompts repeat more than real ones), so ``--real`` also times it
+on the real 2023 preview-image prompts when ``../shared/civitai-samples`` is present.
+
+Usage::
+
+    .venv/bin/civitai-study sample --out /tmp/big --images 3000000 --models 5000
+    .venv/bin/python benchmarks/coding.py --data /tmp/big [--baseline-rows 200000] [--real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from civitai_study.coding.codebook import load_codebook
+from civitai_study.coding.coder import code_snapshot, record_batches
+from civitai_study.coding.matcher import Matcher
+from civitai_study.snapshot import load_snapshot
+from civitai_study.synthetic import SampleConfig, write_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+PREVIEWS = (ROOT.parent / "shared" / "civitai-samples" / "images"
+            / "dfanr_v1_model_preview_images_2023-07-04.jsonl.gz")
+
+
+def _timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _line(label: str, megabytes: float, prompts: int, wall: float, cpu: float) -> str:
+    return (f"{label:<34} {megabytes:9.1f} MB {prompts:>11,} prompts {wall:7.2f} s wall "
+            f"{megabytes / wall:7.1f} MB/s {prompts / wall:>10,.0f} prompts/s | "
+            f"{megabytes / cpu:7.1f} MB/s per CPU-second")
+
+
+def baseline_regex(codebook) -> re.Pattern[str]:
+    """One alternation of every form (longest first), whole words only."""
+    forms = sorted({k for t in codebook.terms for k in t.keys}, key=lambda k: (-len(k), k))
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![^\W_])")
+
+
+def run_baseline(pattern: re.Pattern[str], prompts: list[str]) -> int:
+    """Documents with at least one match (the regex's per-document work is the point)."""
+    hits = 0
+    for text in prompts:
+        found = set(pattern.findall(text.lower().replace("_", " ")))
+        hits += bool(found)
+    return hits
+
+
+def real_prompts(limit: int | None = None) -> list[str]:
+    out = []
+    with gzip.open(PREVIEWS, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            prompt = (json.loads(line).get("meta") or {}).get("prompt")
+            if isinstance(prompt, str) and prompt:
+                out.append(prompt)
+                if limit and len(out) >= limit:
+                    break
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("/tmp/civitai-coding-bench"))
+    parser.add_argument("--images", type=int, default=3_000_000,
+                        help="images to generate when --data does not exist yet")
+    parser.add_argument("--baseline-rows", type=int, default=200_000,
+                        help="prompts the (slow) regex baseline codes")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--real", action="store_true", help="also time the real 2023 prompts")
+    args = parser.parse_args()
+
+    if not (args.data / "manifest.json").is_file():
+        print(f"generating a synthetic snapshot of {args.images:,} images in {args.data} ...")
+        write_sample(args.data, SampleConfig(n_images=args.images, n_models=5000))
+    snapshot = load_snapshot(args.data)
+    codebook = load_codebook()
+    print(f"codebook v{codebook.version}: {len(codebook.terms)} terms, "
+          f"{sum(len(t.keys) for t in codebook.terms)} forms, {len(codebook.patterns)} patterns; "
+          f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at start")
+
+    result, wall, cpu = _timed(lambda: code_snapshot(snapshot, codebook, fields=("prompt",),
+                                                     workers=args.workers))
+    fields = result.fields_summary().set_index("field")
+    mb, n = float(fields.loc["prompt", "megabytes"]), int(fields.loc["prompt", "n_coded"])
+    print(_line("coder, full snapshot (end to end)", mb, n, wall, cpu))
+
+    con = snapshot.connect()
+    sql = f"SELECT prompt FROM images WHERE prompt IS NOT NULL LIMIT {int(args.baseline_rows)}"
+    subset = [p for b in record_batches(con, sql) for p in b.column(0).to_pylist()]
+    con.close()
+    sub_mb = sum(len(p.encode()) for p in subset) / 1e6
+    matcher = Matcher(codebook)
+    array = pa.array(subset, type=pa.string())
+    _, wall_c, cpu_c = _timed(lambda: [matcher.match(array.slice(i, 100_000))
+                                       for i in range(0, len(array), 100_000)])
+    print(_line("coder, same subset as baseline", sub_mb, len(subset), wall_c, cpu_c))
+    pattern, wall_r, cpu_r = _timed(lambda: baseline_regex(codebook))
+    _, wall_b, cpu_b = _timed(lambda: run_baseline(pattern, subset))
+    print(_line("baseline: one alternation regex", sub_mb, len(subset), wall_b, cpu_b)
+          + f" (compile {wall_r:.2f} s)")
+    print(f"speed-up on the same prompts: {wall_b / wall_c:.1f}x wall, {cpu_b / cpu_c:.1f}x CPU")
+
+    if args.real:
+        if not PREVIEWS.is_file():
+            print(f"--real: {PREVIEWS.name} not found (../shared absent); skipped")
+        else:
+            prompts = real_prompts()
+            real = pa.array(prompts, type=pa.string())
+            real_mb = sum(len(p.encode()) for p in prompts) / 1e6
+            fresh = Matcher(codebook)
+            _, w, c = _timed(lambda: [fresh.match(real.slice(i, 100_000))
+                                      for i in range(0, len(real), 100_000)])
+            print(_line("coder, real 2023 preview prompts", real_mb, len(prompts), w, c))
+            _, w, c = _timed(lambda: run_baseline(pattern, prompts[:50_000]))
+            part_mb = sum(len(p.encode()) for p in prompts[:50_000]) / 1e6
+            print(_line("baseline, real 2023 (first 50k)", part_mb, 50_000, w, c))
+    print(f"load average at end {os.getloadavg()[0]:.2f} (other work on the machine slows "
+          "wall-clock numbers; the per-CPU-second column is steadier)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

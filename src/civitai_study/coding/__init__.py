@@ -1,0 +1,1 @@
+"""Qualitative coding of subculture vocabulary: codebook, prompt normalisation, coder."""
