@@ -59,6 +59,19 @@ def test_clean_notebook_strips_volatile_metadata():
     assert cleaned.cells[0]["id"] == "injected-parameters"
 
 
+def test_split_streams_are_merged():
+    from nbformat.v4 import new_output
+
+    nb = new_notebook(cells=[new_code_cell("print()")])
+    nb.cells[0].outputs = [new_output("stream", name="stdout", text="a\n"),
+                           new_output("stream", name="stdout", text="b\n"),
+                           new_output("stream", name="stderr", text="c\n"),
+                           new_output("stream", name="stdout", text="d\n")]
+    outs = clean_notebook(nb).cells[0].outputs
+    assert [(o.name, o.text) for o in outs] == [("stdout", "a\nb\n"), ("stderr", "c\n"),
+                                                ("stdout", "d\n")]
+
+
 def test_failing_notebook_names_cell_and_keeps_original(tmp_path):
     nb = new_notebook(cells=[new_code_cell("x = 1", id="ok"),
                              new_code_cell("raise ValueError('boom')", id="bad")],

@@ -81,13 +81,29 @@ VOLATILE_NOTEBOOK_KEYS = ("papermill", "widgets")
 VOLATILE_CELL_KEYS = ("papermill", "execution", "collapsed", "scrolled")
 
 
+def coalesce_streams(outputs: list) -> list:
+    """Merge consecutive stdout (or stderr) chunks: the kernel splits them at timing-dependent
+    points, which would make identical output differ in the stored JSON."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None
+                and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+            prev["text"] = prev["text"] + out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Strip timing metadata and make the injected cell's id stable."""
+    """Strip timing metadata, merge split output streams, make the injected cell's id stable."""
     for key in VOLATILE_NOTEBOOK_KEYS:
         nb.metadata.pop(key, None)
     for cell in nb.cells:
         for key in VOLATILE_CELL_KEYS:
             cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell["id"] = "injected-parameters"
     return nb

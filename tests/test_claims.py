@@ -1,0 +1,71 @@
+"""The claims file is valid and comparability follows the population, not the number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from civitai_study import claims
+from civitai_study.snapshot import write_snapshot
+
+
+def _snapshot(path, source: dict, synthetic: bool = False):
+    rng = np.random.default_rng(1)
+    n = 20
+    images = pa.table({
+        "id": np.arange(n), "created_at": pa.array(
+            np.datetime64("2023-01-05", "us").astype(np.int64) + np.arange(n) * 10**9,
+            type=pa.timestamp("us", tz="UTC")),
+        "nsfw_level": rng.choice([1, 2], n).astype(np.int16), "prompt": ["p"] * n,
+        "negative_prompt": ["n"] * n, "base_model": ["SD 1.5"] * n, "username_hash": ["u"] * n,
+        "post_id": np.ones(n), "like_count": np.ones(n), "heart_count": np.ones(n),
+        "laugh_count": np.ones(n), "cry_count": np.ones(n), "comment_count": np.ones(n),
+        "width": np.ones(n), "height": np.ones(n), "source": ["t"] * n})
+    models = pa.table({"id": [1, 2], "name": ["a", "b"], "type": ["LORA"] * 2,
+                       "nsfw": [True, False], "nsfw_level": pa.nulls(2, pa.int16()),
+                       "poi": [True, False], "creator_hash": ["c", "c"],
+                       "created_at": images.column("created_at")[:2],
+                       "download_count": [5, 7]})
+    versions = pa.table({"id": [9], "model_id": [1], "base_model": ["SD 1.5"],
+                         "created_at": images.column("created_at")[:1],
+                         "trained_words": pa.array([["x"]]), "nsfw_level": pa.nulls(1, pa.int16())})
+    tags = pa.table({"model_id": [1, 1, 2], "tag": ["celebrity", "woman", "Woman"]})
+    return write_snapshot(path, {"images": images, "models": models, "model_versions": versions,
+                                 "model_tags": tags}, {"source": source, "synthetic": synthetic})
+
+
+def test_repository_claims_file_is_valid():
+    table = claims.load_claims()
+    assert table["id"].is_unique
+    assert table["source"].notna().all() and table["population"].notna().all()
+
+
+def test_verdicts_follow_population(tmp_path):
+    table = claims.load_claims()
+    same = _snapshot(tmp_path / "a", {"kind": "import",
+                                      "name": "items from dfanr_v1_models_2023-07-04.jsonl.gz"})
+    est = claims.run_estimates(same.connect(), list(table["quantity"]))
+    assert est["models.tag_count[woman]"] == 2 and est["models.n_poi"] == 1
+    out = claims.compare_claims(table, est, same).set_index("id")
+    assert out.loc["crawl2023-poi", "verdict"] == "comparable"
+    assert out.loc["wei-deepfakes", "verdict"].startswith("not comparable")
+    assert out.loc["ghosh-bounties", "verdict"].startswith("no estimate")
+    synthetic = _snapshot(tmp_path / "b", {"kind": "synthetic",
+                                           "name": "dfanr_v1_models_2023-07-04 look-alike"},
+                          synthetic=True)
+    out = claims.compare_claims(table, est, synthetic).set_index("id")
+    assert out.loc["crawl2023-poi", "verdict"].startswith("not comparable")
+
+
+def test_bad_claims_file_names_the_problem(tmp_path):
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("- id: x\n  claim: y\n", encoding="utf-8")
+    with pytest.raises(claims.ClaimsError, match="entry 1 lacks"):
+        claims.load_claims(bad)
+
+
+def test_format_value():
+    assert claims.format_value(0.1363, "share of models") == "13.6%"
+    assert claims.format_value(17982.0) == "17,982"
+    assert claims.format_value(None) == "-"
