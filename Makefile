@@ -61,3 +61,9 @@ lock:
 
 clean:
 	rm -rf data/sample _build .pytest_cache
+
+report: $(STAMP)
+	$(BIN)/civitai-study report
+
+teaching: $(STAMP)
+	$(BIN)/civitai-study teaching

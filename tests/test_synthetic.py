@@ -42,6 +42,9 @@ def test_window_levels_and_columns(small_sample):
     con = load_snapshot(small_sample).connect()
     lo, hi = con.execute("SELECT min(created_at), max(created_at) FROM images").fetchone()
     assert str(lo)[:7] == "2022-11" and str(hi)[:7] == "2025-05"
+    for table in ("models", "model_versions"):
+        latest = con.execute(f"SELECT max(created_at) FROM {table}").fetchone()[0]
+        assert str(latest)[:7] <= "2025-05", f"{table} dated after the snapshot window"
     levels = {r[0] for r in con.execute("SELECT DISTINCT nsfw_level FROM images").fetchall()}
     assert levels <= {0, 1, 2, 4, 8, 16}
     assert con.execute("SELECT count(*) FROM images WHERE source <> 'synthetic'").fetchone()[0] == 0

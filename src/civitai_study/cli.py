@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "civitai_study.commands.importers",
     "civitai_study.commands.code",
     "civitai_study.commands.coding",
+    "civitai_study.commands.report",
+    "civitai_study.commands.teaching",
 ]
 
 

@@ -1,0 +1,200 @@
+"""Upload volumes and the NSFW share over time (the paper's Figure 3 and its trend)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+from ..nsfw import DEFINITION_LABELS, LEVEL_LABELS
+from .style import (
+    DEFINITION_COLORS,
+    LEVEL_ORDER,
+    attach_data,
+    finish,
+    level_color,
+    month_axis,
+    new_figure,
+    pct,
+)
+
+
+def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: the table lacks column(s) {missing}; it needs {columns}")
+    if frame.empty:
+        raise ValueError(f"{what}: the table is empty; run the earlier notebooks on a snapshot")
+
+
+def level_matrix(frame: pd.DataFrame, shares: bool = False) -> pd.DataFrame:
+    """Month × NSFW level counts (or row shares) from ``month, nsfw_level, n_images``."""
+    _require(frame, ["month", "nsfw_level", "n_images"], "uploads_by_nsfw_level")
+    wide = frame.pivot_table(index="month", columns="nsfw_level", values="n_images",
+                             aggfunc="sum", fill_value=0).sort_index()
+    levels = [lv for lv in LEVEL_ORDER if lv in wide.columns]
+    wide = wide[levels].astype(float if shares else int)
+    if shares:
+        wide = wide.div(wide.sum(axis=1), axis=0)
+    wide.columns = [int(c) for c in wide.columns]
+    return wide
+
+
+def uploads_by_nsfw_level(frame: pd.DataFrame, *, shares: bool = False, source_label: str,
+                          synthetic: bool):
+    """Images uploaded per month, stacked by NSFW level, in counts or in shares (paper Fig. 3).
+
+    ``frame``: ``month, nsfw_level, n_images`` (table ``nsfw_share_by_level_month.csv``).
+    """
+    wide = level_matrix(frame, shares=shares)
+    counts = level_matrix(frame, shares=False)
+    months = list(wide.index)
+    above_pg = counts[[c for c in counts.columns if c >= 2]].sum(axis=1) / counts.sum(axis=1)
+    fig, ax = new_figure()
+    bottom = np.zeros(len(months))
+    x = np.arange(len(months))
+    for level in wide.columns:
+        values = wide[level].to_numpy(dtype=float)
+        ax.bar(x, values, bottom=bottom, width=0.85, color=level_color(level),
+               label=LEVEL_LABELS.get(level, str(level)), edgecolor="none")
+        bottom += values
+    month_axis(ax, months)
+    ax.set_xlabel("upload month (UTC)")
+    if shares:
+        ax.set_ylabel("share of the month's images (%)")
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
+        title = (f"Images rated above PG rose from {pct(above_pg.iloc[0])} of uploads in "
+                 f"{months[0]} to {pct(above_pg.iloc[-1])} in {months[-1]}")
+    else:
+        ax.set_ylabel("images uploaded per month (count)")
+        total = counts.sum(axis=1)
+        title = (f"Monthly uploads grew from {int(total.iloc[0]):,} images in {months[0]} to "
+                 f"{int(total.iloc[-1]):,} in {months[-1]}, {pct(above_pg.iloc[-1])} above PG")
+    ax.legend(title="NSFW level", ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+              reverse=True)
+    finish(fig, title, source_label, synthetic)
+    return attach_data(fig, wide, title)
+
+
+def fit_share_trend(monthly: pd.DataFrame, count_column: str = "n_nsfw",
+                    level: float = 0.95, trials: str | None = None
+                    ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Quasi-binomial GLM of the monthly share on time (years since the first month).
+
+    Counts, not shares, enter the model, so sparse early months weigh little; the covariance is
+    scaled by Pearson's dispersion (overdispersion; floored at 1). Returns per-month ``share,
+    fitted, ci_low, ci_high`` and the odds ratio per year with its interval.
+
+    ``trials``: the denominator column; default ``n_rated`` when present (images with a rated
+    level, the population notebook 03 fits, so both report the same odds ratio), else
+    ``n_images``.
+    """
+    trials = trials or ("n_rated" if "n_rated" in monthly.columns else "n_images")
+    _require(monthly, ["month", trials, count_column], "fit_share_trend")
+    data = monthly.sort_values("month").reset_index(drop=True)
+    data = data[data[trials] > 0].rename(columns={trials: "n_trials"})
+    period = pd.PeriodIndex(data["month"], freq="M")
+    years = (period - period[0]).map(lambda d: d.n).to_numpy(dtype=float) / 12.0
+    endog = np.column_stack([data[count_column], data["n_trials"] - data[count_column]])
+    exog = sm.add_constant(years)
+    result = sm.GLM(endog, exog, family=sm.families.Binomial()).fit()
+    # Quasi-binomial: widen by Pearson's dispersion, never narrow below the binomial (a
+    # dispersion under 1 says the data vary less than chance, e.g. a smooth generator).
+    dispersion = max(1.0, float(result.pearson_chi2 / max(result.df_resid, 1)))
+    cov = np.asarray(result.cov_params()) * dispersion
+    # t quantile with the residual degrees of freedom, as usual when the scale is estimated
+    z = stats.t.ppf(0.5 + level / 2, max(result.df_resid, 1))
+    eta = exog @ result.params
+    se = np.sqrt(np.einsum("ij,jk,ik->i", exog, cov, exog))
+    expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    out = pd.DataFrame({
+        "month": data["month"].to_numpy(),
+        "n_images": data["n_trials"].to_numpy(),
+        "share": data[count_column].to_numpy() / data["n_trials"].to_numpy(),
+        "fitted": expit(eta), "ci_low": expit(eta - z * se), "ci_high": expit(eta + z * se),
+    })
+    slope, slope_se = float(result.params[1]), float(np.sqrt(cov[1, 1]))
+    summary = {"odds_ratio_per_year": float(np.exp(slope)),
+               "ci_low": float(np.exp(slope - z * slope_se)),
+               "ci_high": float(np.exp(slope + z * slope_se)),
+               "pearson_dispersion": float(result.pearson_chi2 / max(result.df_resid, 1))}
+    return out, summary
+
+
+def short_event(text: str, limit: int = 42) -> str:
+    """An event's label for a figure key: the first clause, without parentheses, capped."""
+    label = str(text).split(";")[0].split(" (")[0].strip()
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+
+def _draw_events(ax, events: pd.DataFrame, months: list[str]) -> None:
+    """Numbered dotted lines at platform events, with a numbered key in the empty upper left."""
+    period = pd.PeriodIndex(months, freq="M")
+    key: list[str] = []
+    numbers: dict[int, list[str]] = {}
+    for row in events.sort_values("date").itertuples(index=False):
+        month = pd.Period(str(row.date)[:7], freq="M")
+        if not period[0] <= month <= period[-1]:
+            continue
+        pos = (month - period[0]).n
+        key.append(f"{len(key) + 1}  {str(row.date)[:7]}  {short_event(row.event)}")
+        numbers.setdefault(pos, []).append(str(len(key)))
+    for pos, labels in numbers.items():
+        ax.axvline(pos, color="#555555", lw=0.6, ls=":")
+        ax.text(pos, 1.0, ",".join(labels), fontsize=6.5, ha="center", va="bottom",
+                color="#333333", transform=ax.get_xaxis_transform())
+    if key:
+        ax.text(0.02, 0.97, "\n".join(key), fontsize=6, va="top", ha="left", color="#333333",
+                transform=ax.transAxes, linespacing=1.3,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 2})
+
+
+def nsfw_share_trend(monthly: pd.DataFrame, events: pd.DataFrame | None = None, *,
+                     source_label: str, synthetic: bool):
+    """NSFW share per month under both definitions, with the fitted quasi-binomial trend, its
+    95% confidence band and platform events as candidate breakpoints.
+
+    ``monthly``: ``month, n_images, n_nsfw, n_r_plus`` (table ``images_by_month.csv``);
+    ``events``: ``date, event``.
+    """
+    fig, ax = new_figure(figsize=(7.5, 4.4))
+    frames, summaries = [], {}
+    for definition, column in (("above_pg", "n_nsfw"), ("r_plus", "n_r_plus")):
+        fitted, summary = fit_share_trend(monthly, column)
+        fitted.insert(0, "definition", definition)
+        frames.append(fitted)
+        summaries[definition] = summary
+    data = pd.concat(frames, ignore_index=True)
+    months = list(data.loc[data["definition"] == "above_pg", "month"])
+    x_of = {m: i for i, m in enumerate(months)}
+    size_scale = 60.0 / max(1.0, float(data["n_images"].max()))
+    for definition, part in data.groupby("definition", sort=False):
+        color = DEFINITION_COLORS[definition]
+        x = part["month"].map(x_of).to_numpy()
+        summary = summaries[definition]
+        ax.scatter(x, part["share"], s=4 + part["n_images"] * size_scale, color=color,
+                   alpha=0.55, edgecolor="none")
+        ax.plot(x, part["fitted"], color=color,
+                label=f"{DEFINITION_LABELS[definition]}: odds ×{summary['odds_ratio_per_year']:.2f}"
+                      f" per year (95% CI {summary['ci_low']:.2f}–{summary['ci_high']:.2f})")
+        ax.fill_between(x, part["ci_low"], part["ci_high"], color=color, alpha=0.2,
+                        edgecolor="none")
+    if events is not None and len(events):
+        _draw_events(ax, events, months)
+    month_axis(ax, months)
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
+    ax.set_xlabel("upload month (UTC); dotted lines: platform events")
+    rated = "n_rated" in monthly.columns
+    ax.set_ylabel(f"NSFW share of the month's {'rated ' if rated else ''}images (%)")
+    ax.legend(loc="lower right", fontsize=6.5)
+    s = summaries["above_pg"]
+    verb = ("rises" if s["ci_low"] > 1 else "falls" if s["ci_high"] < 1
+            else "shows no clear trend")
+    title = (f"The NSFW share {verb}: odds of an image above PG change ×"
+             f"{s['odds_ratio_per_year']:.2f} per year (95% CI {s['ci_low']:.2f}–"
+             f"{s['ci_high']:.2f})")
+    finish(fig, title, source_label, synthetic)
+    return attach_data(fig, data, title)

@@ -1,0 +1,292 @@
+"""The browsable report: a static HTML site from the executed notebooks (Jupyter Book 1.x).
+
+``build_report`` stages a book under ``_build/report-src`` (the hand-written sources in
+``report/``, the executed notebooks, the figures and a generated landing page), then runs
+``jupyter-book build`` without executing anything: the site shows the outputs a reviewer finds in
+the repository. Every figure and every claim links to the notebook cell that produced it; the
+link targets are anchors ``cell-NN-<cell id>`` inserted before each code cell of the staged copy
+(nbformat cell ids are stable in this project, so links survive re-runs).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import yaml
+
+from .claims import format_value
+from .paths import DATA_DIR, DERIVED_DIR, FIGURES_DIR, NOTEBOOKS_DIR, ROOT
+
+REPORT_SOURCES = ROOT / "report"
+BUILD_DIR = ROOT / "_build"
+MARKERS = ("<!-- DATA-NOTE -->", "<!-- FINDINGS -->", "<!-- GALLERY -->", "<!-- CLAIMS -->")
+
+
+class ReportError(RuntimeError):
+    """The report could not be built; the message says what is missing and how to fix it."""
+
+
+def cell_anchor(notebook: str | Path, cell_id: str) -> str:
+    """HTML id of a notebook cell in the report: ``cell-05-fig-trend``."""
+    prefix = Path(notebook).stem.split("_", 1)[0]
+    return f"cell-{prefix}-{re.sub(r'[^A-Za-z0-9_-]', '-', str(cell_id))}"
+
+
+def cell_link(notebook: str | Path, cell_id: str) -> str:
+    """Relative URL (from the landing page) of a notebook cell in the report."""
+    return f"notebooks/{Path(notebook).stem}.html#{cell_anchor(notebook, cell_id)}"
+
+
+def stage_notebook(source: Path, target: Path) -> None:
+    """Copy an executed notebook, with an anchor before each code cell and no cell re-run."""
+    nb = nbformat.read(source, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.get("id"):
+            anchor = nbformat.v4.new_markdown_cell(
+                f'<a id="{cell_anchor(source, cell.id)}"></a>')
+            anchor["id"] = f"anchor-{cell.id}"[:64]
+            cells.append(anchor)
+        cells.append(cell)
+    nb.cells = cells
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+
+
+def find_cell(notebooks: list[Path], needle: str) -> tuple[str, str]:
+    """(notebook file name, cell id) of the first code cell whose source contains ``needle``."""
+    for path in notebooks:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code" and needle in cell.source:
+                return path.name, str(cell.get("id", ""))
+    return "", ""
+
+
+def is_synthetic_run(notebooks: list[Path]) -> bool:
+    """Whether the stored notebooks were run on synthetic data (their banner says so)."""
+    for path in notebooks:
+        for cell in nbformat.read(path, as_version=4).cells:
+            for out in cell.get("outputs", []):
+                if "THIS IS SYNTHETIC DATA" in str(out.get("text", "")):
+                    return True
+    return False
+
+
+def _esc(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return html.escape(str(value))
+
+
+def figure_rows(tables_dir: Path) -> pd.DataFrame:
+    """The generated figure index (``figure_index.csv``) or an empty frame."""
+    path = tables_dir / "figure_index.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=["figure", "finding", "paper_figure", "notebook", "cell_id",
+                                     "tables", "function"])
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def findings_html(rows: pd.DataFrame) -> str:
+    own = rows[rows["function"] != ""]
+    if own.empty:
+        return "<p>No figures yet: run the notebooks (<code>make all</code>).</p>"
+    items = [f'<li>{_esc(r.finding)} (<a href="{cell_link(r.notebook, r.cell_id)}">'
+             f"{_esc(r.figure)}</a>)</li>" for r in own.itertuples(index=False)]
+    return '<ul class="findings">\n' + "\n".join(items) + "\n</ul>"
+
+
+def gallery_html(rows: pd.DataFrame, figures_dir: Path) -> str:
+    cards = []
+    for r in rows.itertuples(index=False):
+        if not (figures_dir / f"{r.figure}.png").is_file():
+            continue
+        paper = "" if r.paper_figure in ("", "new") else f" · paper figure {_esc(r.paper_figure)}"
+        link = (f'<a href="{cell_link(r.notebook, r.cell_id)}">{_esc(r.notebook)} · '
+                f"<code>{_esc(r.cell_id)}</code></a>") if r.notebook else ""
+        cards.append(
+            f'<figure class="gallery-card">'
+            f'<a href="figures/{r.figure}.png"><img src="figures/{r.figure}.png" '
+            f'alt="{_esc(r.finding)}" loading="lazy" style="width:100%"></a>'
+            f"<figcaption>{_esc(r.finding)}<br><small>{_esc(r.figure)}{paper} · {link}</small>"
+            f"</figcaption></figure>")
+    if not cards:
+        return "<p>No figures yet: run the notebooks (<code>make all</code>).</p>"
+    style = ('<style>.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,'
+             '1fr));gap:1rem}.gallery-card{margin:0}.gallery-card figcaption{font-size:.85em}'
+             "</style>")
+    return style + '\n<div class="gallery">\n' + "\n".join(cards) + "\n</div>"
+
+
+def claims_html(claims_path: Path, tables_dir: Path, notebooks: list[Path]) -> str:
+    """The claims table: each claim, its source and population, this run's estimate and whether
+    the two are comparable, with a link to the cell that computed the estimate."""
+    if not claims_path.is_file():
+        return "<p>No claims table (<code>data/claims.yaml</code>) in this repository yet.</p>"
+    claims = pd.DataFrame(yaml.safe_load(claims_path.read_text(encoding="utf-8")) or [])
+    comparison_path = tables_dir / "claims_comparison.csv"
+    notebook, cell = find_cell(notebooks, "claims_comparison.csv")
+    if comparison_path.is_file():
+        run = pd.read_csv(comparison_path).set_index("id")
+        claims["this_run"] = claims["id"].map(run["this_run"]) if "this_run" in run else None
+        claims["verdict"] = claims["id"].map(run["verdict"]) if "verdict" in run else None
+    else:
+        claims["this_run"], claims["verdict"] = None, "not estimated yet (run notebook 03)"
+    link = (f' <a href="{cell_link(notebook, cell)}">{_esc(notebook)} · <code>{_esc(cell)}'
+            "</code></a>") if notebook else ""
+    head = ("<tr><th>claim (source)</th><th>value</th><th>population</th><th>this run</th>"
+            "<th>comparable?</th></tr>")
+    body = []
+    for c in claims.itertuples(index=False):
+        unit = str(c.unit or "")
+        body.append(
+            f"<tr><td>{_esc(c.claim)}<br><small>{_esc(c.source)}</small></td>"
+            f"<td>{_esc(format_value(c.value, unit))}<br><small>{_esc(unit)}</small></td>"
+            f"<td><small>{_esc(c.population)}</small></td>"
+            f"<td>{_esc(format_value(c.this_run, unit))}<br><small>{link}</small></td>"
+            f"<td><small>{_esc(c.verdict)}</small></td></tr>")
+    return ('<div class="claims"><table class="table">\n<thead>' + head + "</thead>\n<tbody>\n"
+            + "\n".join(body) + "\n</tbody></table></div>")
+
+
+def figure_index_md(rows: pd.DataFrame) -> str:
+    """The figure index as a report page (same rows as ``figures/README.md``)."""
+    lines = ["# Figure index", "", "Generated by notebook 05 (`figure_index.csv`); each row links "
+             "to the cell that made the figure.", "", "<table class=\"table\"><thead><tr>"
+             "<th>figure</th><th>finding</th><th>paper figure</th><th>cell</th><th>tables</th>"
+             "</tr></thead><tbody>"]
+    for r in rows.itertuples(index=False):
+        cell = (f'<a href="{cell_link(r.notebook, r.cell_id)}">{_esc(r.notebook)} · '
+                f"<code>{_esc(r.cell_id)}</code></a>") if r.notebook else ""
+        lines.append(f'<tr><td><a href="figures/{r.figure}.png">{_esc(r.figure)}</a></td>'
+                     f"<td>{_esc(r.finding)}</td><td>{_esc(r.paper_figure)}</td><td>{cell}</td>"
+                     f"<td>{_esc(r.tables.replace(';', ', '))}</td></tr>")
+    lines.append("</tbody></table>")
+    return "\n".join(lines) + "\n"
+
+
+def _toc_for(staging: Path) -> None:
+    """Drop table-of-contents entries whose page does not exist (a notebook not written yet)."""
+    toc_path = staging / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
+    kept = []
+    for entry in toc.get("chapters", []):
+        stem = staging / entry["file"]
+        if any(stem.with_suffix(s).is_file() for s in (".ipynb", ".md")):
+            kept.append(entry)
+    toc["chapters"] = kept
+    toc_path.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
+
+
+def stage(staging: Path, sources: Path = REPORT_SOURCES, notebooks_dir: Path = NOTEBOOKS_DIR,
+          figures_dir: Path = FIGURES_DIR, tables_dir: Path = DERIVED_DIR,
+          claims_path: Path = DATA_DIR / "claims.yaml") -> list[Path]:
+    """Assemble the book's sources in ``staging``; returns the notebooks staged."""
+    for name in ("_config.yml", "_toc.yml", "index.md"):
+        if not (sources / name).is_file():
+            raise ReportError(f"{sources / name} is missing: the report sources live in report/")
+    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise ReportError(f"no notebooks in {notebooks_dir}: run `make all` first")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copyfile(sources / name, staging / name)
+    for path in notebooks:
+        stage_notebook(path, staging / "notebooks" / path.name)
+    extra = staging / "_extra" / "figures"
+    extra.mkdir(parents=True)
+    for png in sorted(figures_dir.glob("*.png")):
+        shutil.copyfile(png, extra / png.name)
+    rows = figure_rows(tables_dir)
+    note = ""
+    if is_synthetic_run(notebooks):
+        note = ("```{important}\nThese pages were run on the **SYNTHETIC** sample that ships with "
+                "the repository: every number describes the generator, not CivitAI. Run the "
+                "notebooks on a real snapshot for findings about the platform.\n```")
+    landing = (sources / "index.md").read_text(encoding="utf-8")
+    for marker, text in zip(MARKERS, (note, findings_html(rows), gallery_html(rows, figures_dir),
+                                      claims_html(claims_path, tables_dir, notebooks)),
+                            strict=True):
+        landing = landing.replace(marker, text)
+    (staging / "index.md").write_text(landing, encoding="utf-8")
+    (staging / "figure_index.md").write_text(figure_index_md(rows), encoding="utf-8")
+    config = yaml.safe_load((staging / "_config.yml").read_text(encoding="utf-8"))
+    config.setdefault("sphinx", {}).setdefault("config", {})["html_extra_path"] = ["_extra"]
+    (staging / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False),
+                                         encoding="utf-8")
+    _toc_for(staging)
+    return notebooks
+
+
+_INLINE_SCRIPT = re.compile(r"<script>[^<]*</script>\n?")
+
+
+def dedupe_inline_scripts(page: Path) -> bool:
+    """Drop repeated identical inline ``<script>`` blocks from a built page.
+
+    sphinx-thebe 0.3 under Sphinx 7 registers its configuration script twice; the second
+    ``const THEBE_JS_URL`` declaration is a JavaScript error in every page's console.
+    """
+    text = page.read_text(encoding="utf-8")
+    seen: set[str] = set()
+
+    def keep_first(match: re.Match) -> str:
+        block = match.group(0).strip()
+        if block in seen:
+            return ""
+        seen.add(block)
+        return match.group(0)
+
+    cleaned = _INLINE_SCRIPT.sub(keep_first, text)
+    if cleaned != text:
+        page.write_text(cleaned, encoding="utf-8")
+    return cleaned != text
+
+
+def _jupyter_book() -> list[str]:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if not found:
+        raise ReportError("jupyter-book is not installed: run `make venv` (it is in the lock)")
+    return [found]
+
+
+def build_report(out_dir: Path = BUILD_DIR, sources: Path = REPORT_SOURCES,
+                 notebooks_dir: Path = NOTEBOOKS_DIR, figures_dir: Path = FIGURES_DIR,
+                 tables_dir: Path = DERIVED_DIR, claims_path: Path = DATA_DIR / "claims.yaml",
+                 quiet: bool = True) -> Path:
+    """Build the static site into ``out_dir/html``; returns the landing page's path.
+
+    Nothing is executed: the notebooks must have been run (``make all``) beforehand.
+    """
+    out_dir = Path(out_dir)
+    staging = out_dir / "report-src"
+    stage(staging, sources, notebooks_dir, figures_dir, tables_dir, claims_path)
+    cmd = [*_jupyter_book(), "build", str(staging), "--builder", "html", "--keep-going"]
+    if quiet:
+        cmd.append("--quiet")
+    env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    built = staging / "_build" / "html"
+    if done.returncode != 0 or not (built / "index.html").is_file():
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+        raise ReportError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
+    target = out_dir / "html"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(built, target)
+    for page in target.rglob("*.html"):
+        dedupe_inline_scripts(page)
+    return target / "index.html"

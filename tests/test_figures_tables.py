@@ -1,0 +1,86 @@
+"""Tables behind the figures computed from a snapshot, and the generated figure index."""
+
+from __future__ import annotations
+
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from civitai_study.figures import tables
+from civitai_study.figures.index import FigureIndex
+from civitai_study.figures.volume import uploads_by_nsfw_level
+from civitai_study.notebook import setup
+
+
+@pytest.fixture(scope="module")
+def ctx(small_sample, tmp_path_factory):
+    return setup(str(small_sample), str(tmp_path_factory.mktemp("out")), quiet=True)
+
+
+def test_missing_tables_are_computed_written_and_equal_direct_counts(ctx):
+    con = ctx.snapshot.connect()
+    by_level = tables.figure_table(ctx, "nsfw_share_by_level_month.csv", con)
+    assert (ctx.tables_dir / "nsfw_share_by_level_month.csv").is_file()
+    direct = con.execute("SELECT count(*) FROM images WHERE created_at IS NOT NULL").fetchone()[0]
+    assert by_level["n_images"].sum() == direct
+    promo = tables.figure_table(ctx, "promo_terms_by_month.csv", con)
+    n_master = con.execute("""SELECT count(*) FROM images WHERE prompt IS NOT NULL AND
+        regexp_matches(lower(prompt), '(^|[^a-z0-9_])masterpiece($|[^a-z0-9_])')""").fetchone()[0]
+    assert promo.loc[promo["term"] == "masterpiece", "n_images"].sum() == n_master
+    cooc = tables.figure_table(ctx, "coding_cooccurrence.csv", con)
+    diag = cooc[cooc["category_a"] == cooc["category_b"]].set_index("category_a")["n_documents"]
+    assert (cooc["n_documents"] <= cooc["category_a"].map(diag)).all()
+    sample = tables.blurhash_sample(con, per_level=3)
+    assert sample.groupby("nsfw_level").size().max() <= 3
+    assert list(sample.columns) == ["nsfw_level", "blurhash", "width", "height"]
+    assert tables.blurhash_sample(con, per_level=3).equals(sample)  # deterministic
+    con.close()
+
+
+def test_existing_tables_are_read_not_recomputed(ctx):
+    marker = pd.DataFrame({"month": ["2024-01"], "nsfw_level": [1], "n_images": [7]})
+    marker.to_csv(ctx.tables_dir / "marker_level.csv", index=False)
+    assert tables.figure_table(ctx, "marker_level.csv")["n_images"].tolist() == [7]
+    with pytest.raises(FileNotFoundError, match="run the earlier notebooks"):
+        tables.figure_table(ctx, "not_a_table.csv")
+
+
+def test_word_regex_respects_word_boundaries():
+    import duckdb
+
+    con = duckdb.connect()
+    pattern = tables._word_regex("score_9")
+    hits = [con.execute(f"SELECT regexp_matches(?, '{pattern}')", [p]).fetchone()[0]
+            for p in ("score_9, score_8_up", "score_99", "xscore_9", "score 9")]
+    assert hits == [True, False, False, True]
+
+
+def test_events_default_and_file(tmp_path):
+    assert {"date", "event"} <= set(tables.events(tmp_path / "none.csv").columns)
+    path = tmp_path / "events.csv"
+    path.write_text("date,event,source\n2024-01,thing,src\n")
+    assert tables.events(path).to_dict("records") == [{"date": "2024-01", "event": "thing"}]
+
+
+def test_figure_index_links_cells_and_tables(ctx, tmp_path):
+    nb = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell('index.save(fig, "figA", d)')])
+    nb.cells[0]["id"], nb.cells[1]["id"] = "first", "make-a"
+    path = tmp_path / "05_figures.ipynb"
+    nbformat.write(nb, path)
+    frame = pd.DataFrame({"month": ["2024-01", "2024-02"], "nsfw_level": [1, 8],
+                          "n_images": [3, 4]})
+    index = FigureIndex(notebook=path)
+    fig = uploads_by_nsfw_level(frame, source_label="t", synthetic=False)
+    index.save(fig, "figA", ctx.figures_dir, tables=["nsfw_share_by_level_month.csv"],
+               paper_figure="3")
+    index.add("figB", "a finding | with a bar", tables=["coded_terms.csv"])
+    readme = index.write(ctx)
+    text = readme.read_text()
+    assert "| [figA](figA.png) ([pdf](figA.pdf)) |" in text
+    assert "`make-a`" in text and "../tables/nsfw_share_by_level_month.csv" in text
+    assert "a finding \\| with a bar" in text
+    assert "/tmp" not in text and str(tmp_path) not in text
+    stored = pd.read_csv(ctx.tables_dir / "figure_index.csv")
+    assert stored["cell_id"].fillna("").tolist() == ["make-a", ""]
+    assert (ctx.figures_dir / "figA.png").is_file()
