@@ -2,6 +2,8 @@
 # Set-up is automatic: the virtual environment is (re)built from requirements.lock whenever the
 # lock or pyproject.toml is newer than it.
 
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -27,10 +29,9 @@ setup venv: $(STAMP)
 $(STAMP): requirements.lock requirements-cff.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
-	@$(BIN)/python -c 'import papermill, duckdb, statsmodels' || (echo "installing the locked packages failed; see the pip messages above" && exit 1)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -m pip download --quiet --no-deps --require-hashes -r requirements-cff.lock -d $(VENV)/cff 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -m pip download --quiet --no-deps --require-hashes -r requirements-cff.lock -d $(VENV)/cff 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	@touch $(STAMP)
 	@echo "environment ready: $(VENV) with kernel '$(KERNEL)'"
@@ -43,9 +44,13 @@ $(SAMPLE): $(STAMP) src/civitai_study/synthetic.py $(wildcard data/calibration/*
 run: $(STAMP) $(SAMPLE)
 	$(BIN)/civitai-study run --data data/sample
 
+# Unit tests, then nbval re-runs the stored notebooks and compares their marked outputs; the
+# re-run writes its tables and figures to a scratch folder, never over the committed ones.
 test: $(STAMP) $(SAMPLE)
-	$(BIN)/python -m pytest tests -q
-	$(BIN)/python -m pytest --nbval-lax --nbval-kernel-name $(KERNEL) notebooks -q -p no:cacheprovider
+	scratch=$$(mktemp -d); status=0; \
+	CIVITAI_STUDY_OUT_DIR=$$scratch $(BIN)/python -m pytest tests notebooks \
+	  --nbval-lax --nbval-kernel-name $(KERNEL) -q -p no:cacheprovider || status=$$?; \
+	rm -rf $$scratch; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -84,3 +84,19 @@ def test_figure_index_links_cells_and_tables(ctx, tmp_path):
     stored = pd.read_csv(ctx.tables_dir / "figure_index.csv")
     assert stored["cell_id"].fillna("").tolist() == ["make-a", ""]
     assert (ctx.figures_dir / "figA.png").is_file()
+
+
+def test_figure_index_is_embedded_in_readme(tmp_path):
+    from civitai_study.figures.index import README_MARKERS, FigureIndex
+
+    figures, tables = tmp_path / "figures", tmp_path / "data" / "derived"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{README_MARKERS[0]}\nold\n{README_MARKERS[1]}\n\nrest\n")
+    index = FigureIndex()
+    index.add("fig_x", "X rose", tables=["x.csv"])
+    assert index.embed_in_readme(readme, figures, tables)
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("\nrest\n")
+    assert "[fig_x](figures/fig_x.png)" in text and "(data/derived/x.csv)" in text
+    (tmp_path / "plain.md").write_text("no markers\n")
+    assert not index.embed_in_readme(tmp_path / "plain.md", figures, tables)

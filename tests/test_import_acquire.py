@@ -68,3 +68,35 @@ def test_acquire_rejects_bad_options(tmp_path):
         acquire("import", tmp_path / "x", importer="nope", path="p")
     with pytest.raises(ValueError, match="does not take"):
         acquire("collect", tmp_path / "y", endpoint="images", pages=3)
+
+
+def test_acquire_options_pick_what_each_source_takes():
+    from civitai_study.acquire import acquire_options
+
+    everything = dict(seed=1, n_images=2000, n_models=None, importer="civ40k", path="p",
+                      endpoint="images", since="2024-01-01", until=None, max_items=5,
+                      base_url=None, rate=None)
+    assert acquire_options("sample", **everything) == {"seed": 1, "n_images": 2000}
+    assert acquire_options("import", **everything) == {"importer": "civ40k", "path": "p"}
+    assert acquire_options("collect", **everything) == {"endpoint": "images",
+                                                        "since": "2024-01-01", "max_items": 5}
+    assert acquire_options("existing", **everything) == {}
+    with pytest.raises(ValueError, match="unknown source"):
+        acquire_options("ftp", **everything)
+
+
+def test_notebook_01_imports_by_parameter(tmp_path):
+    """Notebook 01 run with source="import": the snapshot is made and described."""
+    from civitai_study.paths import NOTEBOOKS_DIR
+    from civitai_study.runner import execute_one
+
+    executed = tmp_path / "nb" / "01.ipynb"
+    execute_one(NOTEBOOKS_DIR / "01_data_collection.ipynb", executed,
+                {"source": "import", "importer": "models-jsonl",
+                 "path": str(_models_file(tmp_path / "m.jsonl")),
+                 "data_dir": str(tmp_path / "snap"), "out_dir": str(tmp_path / "out")},
+                progress=False)
+    text = executed.read_text()
+    assert "models-jsonl" in text and "quarantined records: 1" in text
+    counts = pd.read_csv(tmp_path / "out" / "tables" / "snapshot_counts.csv")
+    assert dict(zip(counts["table"], counts["rows"], strict=True))["models"] == 1

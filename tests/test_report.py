@@ -25,7 +25,8 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SCREENSHOT = Path("/tmp/landing.png")
+#: The landing-page screenshot lands in the report's build folder (gitignored), for a human look.
+SCREENSHOT = ROOT / "_build" / "landing.png"
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,7 @@ def check_page(browser, path: Path, rel: str) -> list[str]:
         if shown != len(list(FIGURES_DIR.glob("*.png"))) and FIGURES_DIR.is_dir():
             problems.append(f"index.html: gallery shows {shown} figures")
         page.evaluate("window.scrollTo(0, 0)")
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=False)
     page.close()
     return problems

@@ -109,3 +109,10 @@ def test_not_a_snapshot(tmp_path):
 def test_conform_rejects_missing_required():
     with pytest.raises(ValueError, match="'tag'"):
         conform("model_tags", pa.table({"model_id": [1]}))
+
+
+def test_corrupt_parquet_is_a_snapshot_error(tmp_path):
+    write_snapshot(tmp_path / "s", _minimal_tables(), {"source": {"kind": "test"}})
+    (tmp_path / "s" / "models.parquet").write_bytes(b"not parquet")
+    with pytest.raises(SnapshotError, match="models.parquet is not a readable Parquet file"):
+        load_snapshot(tmp_path / "s")

@@ -81,3 +81,18 @@ def test_months_between():
 def test_too_small_sample_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least"):
         write_sample(tmp_path / "x", SampleConfig(n_images=10, n_models=5))
+
+
+def test_unchanged_sample_is_not_rewritten(tmp_path):
+    cfg = SampleConfig(n_images=2000, n_models=200, seed=3)
+    write_sample(tmp_path / "s", cfg)
+    target = tmp_path / "s" / "images.parquet"
+    before = target.stat().st_mtime_ns
+    write_sample(tmp_path / "s", cfg)
+    assert target.stat().st_mtime_ns == before
+    write_sample(tmp_path / "s", SampleConfig(n_images=2000, n_models=200, seed=4))
+    assert target.stat().st_mtime_ns != before
+    # a damaged file is regenerated
+    target.write_bytes(b"broken")
+    snap = write_sample(tmp_path / "s", SampleConfig(n_images=2000, n_models=200, seed=4))
+    assert snap.manifest["counts"]["images"] == 2000

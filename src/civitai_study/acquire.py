@@ -36,7 +36,7 @@ def acquire(source: str, out: Path, **options: Any) -> Snapshot:
                 f"{out} holds a non-synthetic snapshot ({existing.get('source', {}).get('name')}); "
                 "refusing to overwrite it with the sample: set source='existing' to read it"
             )
-        fields = {k: options[k] for k in ("seed", "n_images", "n_models") if k in options}
+        fields = {k: options[k] for k in SAMPLE_OPTIONS if k in options}
         return write_sample(Path(out), SampleConfig(**fields))
     if source == "existing":
         return load_snapshot(out)
@@ -47,8 +47,22 @@ def acquire(source: str, out: Path, **options: Any) -> Snapshot:
     raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
+SAMPLE_OPTIONS = ("seed", "n_images", "n_models")
 IMPORT_OPTIONS = ("importer", "path")
 COLLECT_OPTIONS = ("endpoint", "since", "until", "max_items", "base_url", "rate")
+
+
+def acquire_options(source: str, **parameters: Any) -> dict[str, Any]:
+    """The notebook parameters that ``source`` takes, without the ones left at ``None``.
+
+    Notebook 01 has one parameter for every option of every source; this picks those that apply,
+    so a collection window set for ``collect`` never leaks into ``sample``.
+    """
+    allowed = {"sample": SAMPLE_OPTIONS, "existing": (), "import": IMPORT_OPTIONS,
+               "collect": COLLECT_OPTIONS}
+    if source not in allowed:
+        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    return {k: v for k, v in parameters.items() if k in allowed[source] and v is not None}
 
 
 def _check_options(source: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -3,7 +3,8 @@ it is, and give the notebook one place to write tables and figures.
 
 Notebooks receive ``data_dir`` and ``out_dir`` from papermill (relative to ``notebooks/`` or
 absolute). ``out_dir=None`` means the repository defaults: tables in ``data/derived/`` and
-figures in ``figures/``; otherwise ``OUT/tables`` and ``OUT/figures``.
+figures in ``figures/`` (unless ``CIVITAI_STUDY_OUT_DIR`` names another folder); otherwise
+``OUT/tables`` and ``OUT/figures``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pandas as pd
 
 from .paths import DERIVED_DIR, FIGURES_DIR, NOTEBOOKS_DIR, display_path
 from .snapshot import Snapshot, load_snapshot
+
+OUT_DIR_ENV = "CIVITAI_STUDY_OUT_DIR"
 
 
 @dataclass
@@ -58,6 +61,9 @@ def setup(data_dir: str | None, out_dir: str | None = None, seed: int = 20250507
     random.seed(seed)
     np.random.seed(seed)
     snapshot = load_snapshot(resolve(data_dir, NOTEBOOKS_DIR.parent / "data" / "sample"))
+    # `make test` re-runs the stored notebooks under nbval; OUT_DIR_ENV sends their outputs to a
+    # scratch folder so that testing never rewrites the committed tables and figures.
+    out_dir = out_dir or os.environ.get(OUT_DIR_ENV) or None
     if out_dir:
         base = resolve(out_dir, NOTEBOOKS_DIR.parent)
         tables_dir, figures_dir = base / "tables", base / "figures"

@@ -43,6 +43,9 @@ class RunPlan:
 def notebook_paths(directory: Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
     """The ``NN_name.ipynb`` notebooks in run order; ``only`` filters by prefix or stem."""
     found = sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise RunError(f"no notebooks named NN_*.ipynb in {display_path(directory)}: is this a "
+                       "complete clone of the repository?")
     if only:
         found = [p for p in found if any(p.stem == o or p.stem.startswith(o) for o in only)]
         if not found:

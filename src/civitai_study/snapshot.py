@@ -109,7 +109,11 @@ class Snapshot:
 
 
 def _check_schema(table: str, path: Path) -> None:
-    schema = pq.read_schema(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as err:
+        raise SnapshotError(f"{path} is not a readable Parquet file ({err}); re-create the "
+                            "snapshot") from None
     for col in TABLES[table]:
         if col.name not in schema.names:
             if col.required:

@@ -454,9 +454,41 @@ def generate_tables(config: SampleConfig, calibration_dir: Path = CALIBRATION_DI
             "model_tags": model_tags}, truth
 
 
+def generator_digest(calibration_dir: Path = CALIBRATION_DIR) -> str:
+    """sha256 over the generator's code and its calibration files: same digest, same sample."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for path in sorted(calibration_dir.glob("*.csv")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _is_current(out: Path, parameters: dict, digest: str) -> bool:
+    """Whether ``out`` already holds exactly the sample these parameters would produce."""
+    from .snapshot import SnapshotError, load_snapshot
+
+    try:
+        existing = load_snapshot(out, verify_checksums=True)
+    except SnapshotError:
+        return False
+    return (existing.manifest.get("generator_digest") == digest
+            and existing.manifest.get("parameters") == parameters)
+
+
 def write_sample(out: Path, config: SampleConfig = SampleConfig(),
-                 calibration_dir: Path = CALIBRATION_DIR) -> Snapshot:
-    """Generate the synthetic snapshot into ``out`` (overwriting its tables)."""
+                 calibration_dir: Path = CALIBRATION_DIR, force: bool = False) -> Snapshot:
+    """Generate the synthetic snapshot into ``out`` (overwriting its tables).
+
+    When ``out`` already holds the same sample (same parameters, generator code and calibration,
+    files matching their checksums) nothing is rewritten, unless ``force``.
+    """
+    from .snapshot import load_snapshot
+
+    digest = generator_digest(calibration_dir)
+    parameters = asdict(config)
+    if not force and _is_current(Path(out), parameters, digest):
+        return load_snapshot(out)
     tables, truth = generate_tables(config, calibration_dir)
     manifest = {
         "synthetic": True,
@@ -469,8 +501,11 @@ def write_sample(out: Path, config: SampleConfig = SampleConfig(),
         },
         "snapshot_date": SNAPSHOT_DATE,
         "window": {"start": WINDOW_START, "end": WINDOW_END},
-        "parameters": asdict(config),
+        # None in the NSFW trend parameters means "fitted to the calibration targets": the
+        # values used are under truth.nsfw_above_pg_logit.
+        "parameters": parameters,
         "truth": truth,
         "generator": "civitai_study.synthetic",
+        "generator_digest": digest,
     }
     return write_snapshot(out, tables, manifest)

@@ -26,19 +26,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=f"API base URL (default {DEFAULT_BASE_URL})")
         q.add_argument("--since", help="keep items created on/after this date (YYYY-MM-DD)")
         q.add_argument("--until", help="keep items created before this date (exclusive)")
-        q.add_argument("--rate", type=float, default=DEFAULT_RATE,
+        q.add_argument("--rate", type=_positive(float, allow_zero=True), default=DEFAULT_RATE,
                        help=f"requests per second (default {DEFAULT_RATE}; 0 = unlimited)")
-        q.add_argument("--max-items", type=int, help="stop after this many items")
-        q.add_argument("--timeout", type=float, default=defaults.timeout,
+        q.add_argument("--max-items", type=_positive(int), help="stop after this many items")
+        q.add_argument("--timeout", type=_positive(float), default=defaults.timeout,
                        help="seconds before a request counts as timed out")
-        q.add_argument("--part-rows", type=int, default=defaults.part_rows,
+        q.add_argument("--part-rows", type=_positive(int), default=defaults.part_rows,
                        help="rows per Parquet part (work lost at most on a crash)")
-        q.add_argument("--clamp-items", type=int, default=defaults.clamp_items,
+        q.add_argument("--clamp-items", type=_positive(int), default=defaults.clamp_items,
                        help="items with nothing above PG-13 after which the answer is "
                             "treated as region-clamped")
-        q.add_argument("--backoff", type=float, default=defaults.backoff_initial,
+        q.add_argument("--backoff", type=_positive(float), default=defaults.backoff_initial,
                        help="first retry wait in seconds (doubles, with jitter, up to 30 s)")
         q.set_defaults(func=_run)
+
+
+def _positive(kind: type, allow_zero: bool = False):
+    """argparse type: a positive number (or zero when allowed), with a message that says so."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            need = "zero or more" if allow_zero else "more than zero"
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {need}")
+        return value
+    return parse
 
 
 def _run(args: argparse.Namespace) -> int:
