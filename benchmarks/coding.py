@@ -10,7 +10,10 @@ Reported: MB of prompt text per second and prompts per second (wall clock, and p
 because this 2-core machine is shared and wall time depends on what else runs), with the full
 codebook, on a synthetic snapshot of several million prompts. The coder's speed depends on how
 often phrases repeat (synthetic prompts repeat more than real ones), so ``--real`` also times it
-on the real 2023 preview-image prompts when ``../shared/civitai-samples`` is present.
+on the real 2023 preview-image prompts when ``../shared/civitai-samples`` is present: once
+with fresh process memory (first pass, what a short run sees) and warm (best of two more
+passes, what the middle of a long run sees); each pass builds a fresh matcher, so no phrase
+cache carries over and the difference is only allocator and CPU-cache warm-up.
 
 Usage::
 
@@ -129,10 +132,15 @@ def main() -> int:
             prompts = real_prompts()
             real = pa.array(prompts, type=pa.string())
             real_mb = sum(len(p.encode()) for p in prompts) / 1e6
-            fresh = Matcher(codebook)
-            _, w, c = _timed(lambda: [fresh.match(real.slice(i, 100_000))
-                                      for i in range(0, len(real), 100_000)])
-            print(_line("coder, real 2023 preview prompts", real_mb, len(prompts), w, c))
+            def one_pass() -> list:
+                fresh = Matcher(codebook)  # a fresh matcher each time: no cache can carry over
+                return [fresh.match(real.slice(i, 100_000)) for i in range(0, len(real), 100_000)]
+
+            passes = [_timed(one_pass) for _ in range(3)]
+            _, w, c = passes[0]
+            print(_line("coder, real 2023 (first pass)", real_mb, len(prompts), w, c))
+            _, w, c = min(passes[1:], key=lambda p: p[1])
+            print(_line("coder, real 2023 (warm, best of 2)", real_mb, len(prompts), w, c))
             _, w, c = _timed(lambda: run_baseline(pattern, prompts[:50_000]))
             part_mb = sum(len(p.encode()) for p in prompts[:50_000]) / 1e6
             print(_line("baseline, real 2023 (first 50k)", part_mb, 50_000, w, c))

@@ -27,7 +27,6 @@ from ..nsfw import LEVEL_LABELS
 from ..snapshot import Snapshot
 from .codebook import Codebook
 from .matcher import BatchMatches, Matcher
-from .normalise import split_phrases
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +213,7 @@ def _code_batch(matcher: Matcher, batch: pa.RecordBatch, fields: tuple[str, ...]
                 ) -> list[tuple[str, BatchMatches, np.ndarray]]:
     out = []
     for name in fields:
-        matches = matcher.match_phrases(split_phrases(batch.column(name)))
+        matches = matcher.match(batch.column(name))  # deduplicates repeated texts first
         out.append((name, matches, matcher.category_flags(matches)))
     return out
 

@@ -3,9 +3,16 @@
 Why not regular expressions: one regex per term costs one pass per term, and one big alternation
 in Python's backtracking engine slows down with every term added. An Aho-Corasick automaton
 (pyahocorasick, C) finds all ~800 term forms in a single pass whose cost does not grow with the
-codebook. It runs over the *distinct* phrases of a batch (see ``normalise.split_phrases``), with a
-cache across batches; numpy then maps phrase hits back to documents, so Python does no work per
-document or per phrase occurrence.
+codebook. It runs over the *distinct* phrases of a batch (see ``normalise.split_phrases``);
+numpy then maps phrase hits back to documents, so Python does no work per document or per phrase
+occurrence.
+
+Nor per distinct phrase (real prompts have ~2 distinct phrases per prompt, so that work was
+the bottleneck): the phrases are canonicalised with Arrow/numpy (``canonical_phrases``), joined
+into one string and scanned once by the automaton; hit positions map back to phrases with
+``searchsorted``. Pattern rules search only the phrases that hold a literal every match needs
+(``required_literals``). Repeated texts are matched once (``Matcher.match``). Each step gives
+exactly what the per-phrase reference, ``Matcher.phrase_terms``, gives.
 
 Word boundaries: a canonical phrase is words of letters/digits separated by single spaces and
 is scanned as `` phrase ``; each key is written as `` term ``. So ``man`` cannot match inside
@@ -16,14 +23,24 @@ Overlapping terms all count (``large breasts`` also counts ``breasts``).
 from __future__ import annotations
 
 import re
+import re._parser as sre_parse  # the parser of ``re`` itself; used to vet pattern rules
 from dataclasses import dataclass
+from itertools import chain
 
 import ahocorasick
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .codebook import Codebook, CodebookError, PatternRule
-from .normalise import PhraseBatch, canonical_phrase, split_phrases
+from .normalise import (
+    PhraseBatch,
+    canonical_phrase,
+    canonical_phrases,
+    literal_phrases,
+    split_phrases,
+    string_parts,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,243 @@ class BatchMatches:
 
 _ADAPTER = -1  # cache value marking an adapter phrase
 _CACHE_LIMIT = 2_000_000
+_DEDUP_RATIO = 0.85  # above this share of distinct texts, deduplicating does not pay
+_DEDUP_SAMPLE = 10_000  # texts looked at before deciding
+#: Between two phrases of a joined string. No key contains ``\x00`` (checked), so no key can
+#: match across it, and its spaces frame every phrase the way `` phrase `` is scanned alone.
+JOIN_SEPARATOR = " \x00 "
+_UNSAFE_AT = {sre_parse.AT_BEGINNING, sre_parse.AT_BEGINNING_LINE, sre_parse.AT_BEGINNING_STRING,
+              sre_parse.AT_END, sre_parse.AT_END_LINE, sre_parse.AT_END_STRING}
+
+
+@dataclass(frozen=True)
+class JoinedPhrases:
+    """Phrases joined into one string, `` p0 <NUL> p1 <NUL> ... `` (see ``JOIN_SEPARATOR``).
+
+    ``starts[i]``/``ends[i]`` delimit phrase ``i`` in ``text`` (Python string indices).
+    """
+
+    text: str
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def phrase_at(self, positions: np.ndarray) -> np.ndarray:
+        """Index of the phrase at or before each character position (``-1`` before the first).
+
+        A position inside phrase ``i``, or in the separator after it, maps to ``i``.
+        """
+        return np.searchsorted(self.starts, positions, side="right") - 1
+
+    def phrase(self, i: int) -> str:
+        return self.text[self.starts[i]:self.ends[i]]
+
+
+def join_phrases(values: pa.Array) -> JoinedPhrases:
+    """Join a string array (no nulls) into one framed string with Arrow, not ``str.join``.
+
+    Why: the automaton and the pattern rules then run once per batch over one string, so the
+    per-phrase Python work (a call, an f-string, a set) disappears; hits are mapped back to
+    phrases by their position (:meth:`JoinedPhrases.phrase_at`).
+    """
+    n = len(values)
+    if n == 0:
+        return JoinedPhrases("", np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    if values.null_count:
+        raise ValueError("join_phrases: the array must not contain nulls")
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    whole = pa.ListArray.from_arrays(pa.array([0, n], type=pa.int32()), values)
+    text = " " + pc.binary_join(whole, JOIN_SEPARATOR)[0].as_py() + " "
+    n_bytes = pc.sum(pc.binary_length(values)).as_py() or 0
+    if len(text) == n_bytes + len(JOIN_SEPARATOR) * (n - 1) + 2:  # ASCII: bytes = characters
+        lengths = pc.binary_length(values)
+    else:
+        lengths = pc.utf8_length(values)
+    lengths = lengths.to_numpy(zero_copy_only=False).astype(np.int64)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 1
+    np.cumsum(lengths[:-1] + len(JOIN_SEPARATOR), out=starts[1:])
+    starts[1:] += 1
+    return JoinedPhrases(text, starts, starts + lengths)
+
+
+def sorted_unique(values: np.ndarray, kind: str = "quicksort") -> np.ndarray:
+    """``np.unique`` by sorting (numpy 2's hash-based ``unique`` is slower on these sizes)."""
+    values = np.sort(values, kind=kind)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
+def joinable(pattern: re.Pattern[str]) -> bool:
+    """Whether a pattern finds in a joined string every match it finds in a phrase alone.
+
+    True unless it uses anchors (``^``, ``$``, ``\\A``, ``\\Z``) or lookarounds, the only
+    constructs that look past a phrase's ends differently in the two. Word boundaries agree,
+    because every phrase of a joined string has a space (not a word character) on either side.
+    """
+    def safe(node) -> bool:
+        if isinstance(node, sre_parse.SubPattern):
+            return all(safe(item) for item in node.data)
+        if isinstance(node, (tuple, list)):
+            if len(node) == 2 and node[0] in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+                return False
+            if len(node) == 2 and node[0] is sre_parse.AT and node[1] in _UNSAFE_AT:
+                return False
+            return all(safe(item) for item in node)
+        return True
+
+    return safe(sre_parse.parse(pattern.pattern, pattern.flags))
+
+
+_MAX_CLASS = 4  # a character class this small counts as a set of literal characters
+_MAX_SET = 16  # most literals one required set may have
+
+
+def _product(left: set[str], right: set[str]) -> set[str] | None:
+    out = {a + b for a in left for b in right}
+    return out if len(out) <= _MAX_SET * _MAX_SET else None
+
+
+def _exact(node) -> set[str] | None:
+    """All the strings a parsed node can match, if they are few and it has no flags."""
+    op, av = node
+    if op is sre_parse.LITERAL:
+        return {chr(av)}
+    if op is sre_parse.AT:
+        return {""}  # zero width
+    if op is sre_parse.IN:
+        chars: set[str] = set()
+        for kind, value in av:
+            if kind is sre_parse.LITERAL:
+                chars.add(chr(value))
+            elif kind is sre_parse.RANGE and value[1] - value[0] < _MAX_CLASS:
+                chars.update(chr(c) for c in range(value[0], value[1] + 1))
+            else:  # NEGATE, CATEGORY, a wide range
+                return None
+        return chars if len(chars) <= _MAX_CLASS else None
+    if op is sre_parse.SUBPATTERN:
+        _group, add_flags, del_flags, sub = av
+        return None if add_flags or del_flags else _exact_seq(sub)
+    if op is sre_parse.BRANCH:
+        out: set[str] = set()
+        for alternative in av[1]:
+            exact = _exact_seq(alternative)
+            if exact is None:
+                return None
+            out |= exact
+        return out
+    if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
+        low, high, sub = av
+        body = _exact_seq(sub)
+        if body is None or high > 2:
+            return None
+        out, power = set(), {""}
+        for k in range(high + 1):
+            if k >= low:
+                out |= power
+            power = _product(power, body) if k < high else power
+            if power is None:
+                return None
+        return out
+    return None
+
+
+def _exact_seq(seq) -> set[str] | None:
+    out: set[str] | None = {""}
+    for node in seq:
+        exact = _exact(node)
+        if exact is None or out is None:
+            return None
+        out = _product(out, exact)
+    return out
+
+
+def _required_options(seq) -> list[set[str]]:
+    """Sets of literals of which every match of ``seq`` contains at least one."""
+    options: list[set[str]] = []
+    items = list(seq)
+    exact = [_exact(node) for node in items]
+    for i in range(len(items)):  # contiguous runs of exact nodes match contiguous text
+        current: set[str] | None = {""}
+        for j in range(i, len(items)):
+            if exact[j] is None:
+                break
+            current = _product(current, exact[j])
+            if current is None or len(current) > _MAX_SET:
+                break
+            if "" not in current:
+                options.append(current)
+    for node, ex in zip(items, exact, strict=True):
+        if ex is not None:
+            continue
+        op, av = node
+        if op is sre_parse.SUBPATTERN and not av[1] and not av[2]:
+            options.extend(_required_options(av[3]))
+        elif op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and av[0] >= 1:
+            options.extend(_required_options(av[2]))
+        elif op is sre_parse.BRANCH:
+            union: set[str] = set()
+            for alternative in av[1]:
+                best = _best(_required_options(alternative))
+                if best is None:
+                    union = set()
+                    break
+                union |= best
+            if union and len(union) <= _MAX_SET:
+                options.append(union)
+    return options
+
+
+def _best(options: list[set[str]]) -> set[str] | None:
+    """The cheapest set to search for: literals of 4+ characters are rare enough, then fewest."""
+    if not options:
+        return None
+    def score(option: set[str]) -> tuple[int, int, int]:
+        shortest = min(len(x) for x in option)
+        return (min(shortest, 4), -len(option), shortest)
+
+    return max(options, key=score)
+
+
+def required_literals(pattern: re.Pattern[str]) -> list[str] | None:
+    """Literals of which every match of ``pattern`` contains one, or ``None`` if none is known.
+
+    Why: Python's ``re`` scans text at ~60 MB/s when a pattern starts with ``\\b`` or a class;
+    ``bytes.find`` of a literal is ~50x faster. Phrases that contain none of the literals cannot
+    match and are never searched; the others are searched one by one, so the result is exact.
+    Derived from ``re``'s own parse tree, conservatively: case-insensitive patterns get none.
+    """
+    parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    if (pattern.flags | parsed.state.flags) & (re.IGNORECASE | re.LOCALE):
+        return None
+    best = _best(_required_options(parsed.data))
+    if best is None:
+        return None
+    # a literal that contains another one is implied by it
+    return sorted(x for x in best if not any(y != x and y in x for y in best))
+
+
+def touched_phrases(pattern: re.Pattern[str], joined: JoinedPhrases) -> np.ndarray:
+    """Phrases that some ``finditer`` match over the joined string overlaps (candidates).
+
+    For a :func:`joinable` pattern, every phrase in which the pattern matches on its own is
+    among them: a match inside the phrase is also a match of the joined string, and it can only
+    be skipped by ``finditer`` if an earlier match overlaps the phrase.
+    """
+    spans = [m.span() for m in pattern.finditer(joined.text)]
+    if not spans:
+        return np.zeros(0, dtype=np.int64)
+    span = np.asarray(spans, dtype=np.int64)
+    first = np.maximum(joined.phrase_at(span[:, 0]), 0)
+    last = np.maximum(joined.phrase_at(np.maximum(span[:, 1] - 1, span[:, 0])), first)
+    last = np.minimum(last, len(joined.starts) - 1)
+    lengths = last - first + 1
+    index = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    return np.unique(index)
 
 
 class Matcher:
@@ -54,6 +308,8 @@ class Matcher:
         self.labels: list[tuple[str, str]] = []
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         self.patterns: list[tuple[int, PatternRule, re.Pattern[str]]] = []
+        self._joinable: list[bool] = []
+        self._literals: list[list[str] | None] = []
         starts = []
         for category in codebook.categories:
             starts.append(len(self.labels))
@@ -61,6 +317,8 @@ class Matcher:
                 index = len(self.labels)
                 self.labels.append((term.category, term.term))
                 for key in term.keys:
+                    if "\x00" in key:
+                        raise CodebookError(f"term {term.term!r}: a key contains NUL")
                     self.automaton.add_word(f" {key} ", index)
             for rule in category.patterns:
                 try:
@@ -69,16 +327,34 @@ class Matcher:
                     raise CodebookError(f"category {category.id!r}, pattern {rule.name!r}: "
                                         f"invalid regular expression: {err}") from None
                 self.patterns.append((len(self.labels), rule, compiled))
+                self._joinable.append(joinable(compiled))
+                self._literals.append(required_literals(compiled))
                 self.labels.append((rule.category, rule.name))
+        # Literals of canonical-text pattern rules ride along in the automaton (values from
+        # len(labels) on), so finding their candidate phrases costs no extra pass. A literal
+        # that is already a key (or another rule's literal) is left to ``bytes.find``.
+        self._in_automaton = [False] * len(self.patterns)
+        for k, ((_, rule, _), literals) in enumerate(zip(self.patterns, self._literals,
+                                                                      strict=True)):
+            if (rule.applies_to == "original case" or literals is None
+                    or any(self.automaton.exists(x) for x in literals)):
+                continue
+            for literal in literals:
+                self.automaton.add_word(literal, len(self.labels) + k)
+            self._in_automaton[k] = True
         self.automaton.make_automaton()
         self.category_starts = np.array(starts, dtype=np.int64)
         self.label_category = np.repeat(np.arange(len(starts)),
                                         np.diff(np.append(self.category_starts, len(self.labels))))
-        self.n_keys = len(self.automaton)
+        self.n_keys = len(self.automaton) - sum(
+            len(self._literals[k] or ()) for k, merged in enumerate(self._in_automaton) if merged)
         self._cache: dict[str, tuple[int, ...] | int] = {}
 
     def phrase_terms(self, phrase: str) -> tuple[int, ...] | int:
-        """Label indices found in one raw phrase (cached); ``-1`` for an adapter reference."""
+        """Label indices found in one raw phrase (cached); ``-1`` for an adapter reference.
+
+        The plain per-phrase definition of what :meth:`dictionary_terms` computes in bulk.
+        """
         hit = self._cache.get(phrase)
         if hit is None:
             canon = canonical_phrase(phrase)
@@ -87,7 +363,7 @@ class Matcher:
             elif not canon:
                 hit = ()
             else:
-                found = {v for _, v in self.automaton.iter(f" {canon} ")}
+                found = {v for _, v in self.automaton.iter(f" {canon} ") if v < len(self.labels)}
                 for label, rule, compiled in self.patterns:
                     subject = phrase if rule.applies_to == "original case" else canon
                     if compiled.search(subject):
@@ -98,32 +374,81 @@ class Matcher:
             self._cache[phrase] = hit
         return hit
 
+    def dictionary_terms(self, phrases: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Label hits of every distinct phrase at once: ``(phrase, label)`` pairs and adapters.
+
+        Same result as :meth:`phrase_terms` on each phrase, but the phrases are canonicalised
+        with Arrow/numpy (:func:`canonical_phrases`), joined into one string
+        (:func:`join_phrases`), and the automaton and each pattern rule scan that string once.
+        Returns ``phrase`` and ``label`` (distinct pairs, sorted by phrase then label) and a
+        boolean array marking adapter phrases.
+        """
+        n_labels = len(self.labels)
+        canon = canonical_phrases(phrases)
+        is_adapter = canon.is_null().to_numpy(zero_copy_only=False)
+        lengths = pc.fill_null(pc.binary_length(canon), 0).to_numpy(zero_copy_only=False)
+        keep = np.flatnonzero(lengths > 0)  # empty phrases and adapters have no terms
+        if len(keep) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, is_adapter
+        take = pa.array(keep)
+        kept = canon.take(take)
+        joined = join_phrases(kept)
+        found = np.fromiter(chain.from_iterable(self.automaton.iter(joined.text)),
+                            dtype=np.int64).reshape(-1, 2)
+        where = joined.phrase_at(found[:, 0])
+        is_key = found[:, 1] < n_labels
+        keys = [where[is_key] * n_labels + found[is_key, 1]]
+        literal_hits = {k: np.unique(where[found[:, 1] == n_labels + k])
+                        for k in np.unique(found[~is_key, 1] - n_labels).tolist()}
+        subjects = {"canonical": kept}
+        if any(rule.applies_to == "original case" for _, rule, _ in self.patterns):
+            subjects["original case"] = phrases.take(take)
+        raw_joined: JoinedPhrases | None = None
+        for k, ((label, rule, compiled), literals, fast) in enumerate(
+                zip(self.patterns, self._literals, self._joinable, strict=True)):
+            kind = "original case" if rule.applies_to == "original case" else "canonical"
+            subject = subjects[kind]
+            if self._in_automaton[k]:  # phrases holding a required literal, found above
+                candidates = literal_hits.get(k, np.zeros(0, dtype=np.int64))
+            elif literals is not None:  # only phrases holding a required literal can match
+                offsets, data = string_parts(subject)
+                candidates = literal_phrases(offsets, data.tobytes(), literals)
+            elif fast:  # every phrase with a match is touched by a match over the join
+                if kind == "canonical":
+                    source = joined
+                else:
+                    if raw_joined is None:
+                        raw_joined = join_phrases(subject)
+                    source = raw_joined
+                candidates = touched_phrases(compiled, source)
+            else:
+                candidates = np.arange(len(subject))
+            texts = subject.take(pa.array(candidates, type=pa.int64())).to_pylist()
+            hits = candidates[np.fromiter((compiled.search(t) is not None for t in texts),
+                                          dtype=bool, count=len(texts))]
+            keys.append(hits * n_labels + label)
+        pairs = sorted_unique(np.concatenate(keys))
+        return keep[pairs // n_labels], pairs % n_labels, is_adapter
+
     def match_phrases(self, batch: PhraseBatch) -> BatchMatches:
         """Which labels each document of a batch (already split into phrases) uses."""
-        n_dict = len(batch.dictionary)
-        n_terms = np.zeros(n_dict, dtype=np.int64)
-        is_adapter = np.zeros(n_dict, dtype=bool)
-        flat: list[int] = []
-        for i, phrase in enumerate(batch.dictionary):
-            hit = self.phrase_terms(phrase)
-            if hit == _ADAPTER:
-                is_adapter[i] = True
-            elif hit:
-                n_terms[i] = len(hit)
-                flat.extend(hit)
+        n_dict = len(batch.phrases)
+        phrase, flat_terms, is_adapter = self.dictionary_terms(batch.phrases)
+        n_terms = np.bincount(phrase, minlength=n_dict).astype(np.int64)
         ptr = np.concatenate([[0], np.cumsum(n_terms)])
-        flat_terms = np.asarray(flat, dtype=np.int64)
-        reps = n_terms[batch.code]
-        keep = reps > 0
-        occ_doc, occ_code, reps = batch.doc[keep], batch.code[keep], reps[keep]
-        docs = np.repeat(occ_doc, reps)
-        starts = np.repeat(ptr[occ_code] - (np.cumsum(reps) - reps), reps)
+        # occurrences of phrases with terms, each repeated once per term of its phrase
+        index = np.flatnonzero((n_terms > 0)[batch.code])
+        occ_code = batch.code[index]
+        reps = n_terms[occ_code]
+        docs = np.repeat(batch.doc[index], reps)
+        ends = np.cumsum(reps)
+        starts = np.repeat(ptr[occ_code] - (ends - reps), reps)
         terms = flat_terms[starts + np.arange(len(docs))] if len(docs) else flat_terms[:0]
-        # distinct pairs through a bitmap: one pass, sorted output, no hashing or sorting
+        # distinct pairs: documents come in order, so the keys are sorted but for the labels
+        # of each document, and a stable sort (timsort: runs) orders them almost for free
         n_labels = len(self.labels)
-        seen = np.zeros(batch.n_docs * n_labels, dtype=bool)
-        seen[docs * n_labels + terms] = True
-        pairs = np.flatnonzero(seen)
+        pairs = sorted_unique(docs * n_labels + terms, kind="stable")
         has_adapter = np.zeros(batch.n_docs, dtype=bool)
         has_adapter[batch.doc[is_adapter[batch.code]]] = True
         return BatchMatches(doc=pairs // n_labels, term=pairs % n_labels, n_docs=batch.n_docs,
@@ -131,8 +456,39 @@ class Matcher:
                             n_bytes=batch.n_bytes)
 
     def match(self, values: pa.Array | pa.ChunkedArray) -> BatchMatches:
-        """Normalise and match a batch of raw texts."""
-        return self.match_phrases(split_phrases(values))
+        """Normalise and match a batch of raw texts.
+
+        Why deduplicate first: a quarter of real prompts repeat exactly within a batch (the
+        same prompt for several preview images), and hashing whole texts is far cheaper than
+        splitting and hashing their phrases. Distinct texts are matched, and their
+        ``(document, label)`` pairs copied to every document holding the same text; the result
+        is the same as matching the batch as it is.
+        """
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if not pa.types.is_string(values.type):
+            values = values.cast(pa.string())
+        n = len(values)
+        sample = values.slice(0, _DEDUP_SAMPLE)  # cheap guess first: do texts repeat at all?
+        if len(sample.dictionary_encode().dictionary) > _DEDUP_RATIO * len(sample):
+            return self.match_phrases(split_phrases(values))
+        encoded = values.dictionary_encode()
+        if len(encoded.dictionary) > _DEDUP_RATIO * n:
+            return self.match_phrases(split_phrases(values))
+        inner = self.match_phrases(split_phrases(encoded.dictionary))
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        unique = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        ptr = np.searchsorted(inner.doc, np.arange(inner.n_docs + 1))
+        counts = np.where(valid, ptr[unique + 1] - ptr[unique], 0)
+        total = int(counts.sum())
+        ends = np.cumsum(counts)
+        source = np.repeat(ptr[unique] - (ends - counts), counts) + np.arange(total)
+        byte_len = pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
+        return BatchMatches(doc=np.repeat(np.arange(n, dtype=np.int64), counts),
+                            term=inner.term[source], n_docs=n,
+                            nonempty=valid & (byte_len > 0),
+                            has_adapter=valid & inner.has_adapter[unique],
+                            n_bytes=int(byte_len.sum()))
 
     def category_flags(self, matches: BatchMatches) -> np.ndarray:
         """Boolean matrix documents × categories: does the document use the category."""
