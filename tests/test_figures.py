@@ -6,11 +6,14 @@ import hashlib
 
 import blurhash
 import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
+from civitai_study import trends
 from civitai_study.figures import blur, coded, creators, models, tags, volume
+from civitai_study.figures import trends as trend_figures
 from civitai_study.figures.style import (
     NSFW_LEVEL_COLORS,
     finding_of,
@@ -20,6 +23,12 @@ from civitai_study.figures.style import (
 
 FOOT = {"source_label": "test data (snapshot 2025-06-01)", "synthetic": True}
 MONTHS = [f"2024-{m:02d}" for m in range(1, 13)]
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 def footer_text(fig) -> str:
@@ -63,10 +72,13 @@ def test_trend_recovers_a_known_slope():
     t = np.arange(36) / 12
     share = 1 / (1 + np.exp(-(-1.0 + 0.8 * t)))
     n = np.full(36, 20000)
-    monthly = pd.DataFrame({"month": months, "n_images": n, "n_nsfw": np.round(share * n),
-                            "n_r_plus": np.round(share * n * 0.5)})
+    # binomial noise (seeded): counts without any noise have a Pearson dispersion far below 1,
+    # and the quasi-binomial interval (notebook 03's) then shrinks below the rounding error
+    rng = np.random.default_rng(20250507)
+    monthly = pd.DataFrame({"month": months, "n_images": n, "n_nsfw": rng.binomial(n, share),
+                            "n_r_plus": rng.binomial(n, share * 0.5)})
     fitted, summary = volume.fit_share_trend(monthly)
-    assert summary["odds_ratio_per_year"] == pytest.approx(np.exp(0.8), rel=1e-3)
+    assert summary["odds_ratio_per_year"] == pytest.approx(np.exp(0.8), rel=1e-2)
     assert summary["ci_low"] < np.exp(0.8) < summary["ci_high"]
     assert (fitted["ci_low"] <= fitted["fitted"]).all()
     assert (fitted["fitted"] <= fitted["ci_high"]).all()
@@ -213,3 +225,188 @@ def test_missing_column_is_named():
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['n_images'\]"):
         volume.uploads_by_nsfw_level(pd.DataFrame({"month": ["2024-01"], "nsfw_level": [1]}),
                                      **FOOT)
+
+
+# ---- figures moved out of notebooks 03 and 04, and the shared trend fit ---------------------
+
+
+def test_share_trend_is_notebook_03s_fit():
+    """The figure's odds ratio and interval are those of ``trends.fit_binomial`` (quasi), the
+    function notebook 03 uses, on the same rated-image counts; unrated months are left out."""
+    months = [str(p) for p in pd.period_range("2022-11", periods=18, freq="M")]
+    rng = np.random.default_rng(7)
+    n_rated = rng.integers(200, 2000, 18)
+    share = 1 / (1 + np.exp(-(-0.5 + 0.6 * np.arange(18) / 12)))
+    k = rng.binomial(n_rated, share)
+    monthly = pd.DataFrame({"month": months, "n_images": n_rated + 5, "n_rated": n_rated,
+                            "n_nsfw": k, "n_r_plus": k // 2})
+    monthly.loc[3, ["n_rated", "n_nsfw"]] = 0  # a month with no rated image
+    fitted, summary = volume.fit_share_trend(monthly)
+    counts = pd.DataFrame({"period": months, "n": monthly["n_rated"], "k": monthly["n_nsfw"]})
+    expected = trends.tidy(trends.fit_binomial(trends.add_time(counts, "month"), ["t"],
+                                               "quasi")).set_index("term").loc["t"]
+    assert summary["odds_ratio_per_year"] == pytest.approx(expected["exp_estimate"], rel=1e-12)
+    assert summary["ci_low"] == pytest.approx(expected["exp_ci_low"], rel=1e-12)
+    assert summary["ci_high"] == pytest.approx(expected["exp_ci_high"], rel=1e-12)
+    assert summary["pearson_dispersion"] == pytest.approx(expected["dispersion"])
+    assert len(fitted) == 17 and months[3] not in set(fitted["month"])
+    assert fitted["n_images"].tolist() == [n for i, n in enumerate(n_rated) if i != 3]
+    assert ((fitted["ci_low"] < fitted["fitted"]) & (fitted["fitted"] < fitted["ci_high"])).all()
+
+
+def fitted_table(slope: float, noise: float, n0: int = 100) -> pd.DataFrame:
+    """A table shaped like notebook 03's ``fitted_*_share.csv``: two fits over 12 months."""
+    periods = MONTHS
+    t = np.array([trends.month_index(p) / 12 for p in periods])
+    n = np.arange(1, 13) * n0
+    observed = 1 / (1 + np.exp(-(-1 + slope * t))) + noise * np.resize([1, -1], 12)
+    rows = []
+    for fit, off in (("linear trend", 0.05), ("segmented (joint)", 0.01)):
+        rows.append(pd.DataFrame({"fit": fit, "period": periods, "t": t, "n": n,
+                                  "k": np.round(observed * n), "observed_share": observed,
+                                  "fitted_share": observed + off}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_fitted_vs_observed_data_gaps_and_finding():
+    nsfw, poi = fitted_table(0.8, 0.0), fitted_table(0.2, 0.02, n0=10)
+    events = pd.DataFrame({"break_month": ["2024-06", "2021-01"]})
+    fig = trend_figures.fitted_vs_observed(nsfw, poi, events, **FOOT)
+    data = plotted_data(fig)
+    points, gaps = data["points"], data["gaps"]
+    assert list(points["outcome"].unique()) == ["nsfw_share", "poi_share"]
+    assert len(points) == 48 and points["n"].sum() == nsfw["n"].sum() + poi["n"].sum()
+    gap = gaps.set_index(["outcome", "fit"])["mean_abs_gap"]
+    assert gap[("nsfw_share", "linear trend")] == pytest.approx(0.05)
+    assert gap[("poi_share", "segmented (joint)")] == pytest.approx(0.01)
+    obs = nsfw[nsfw["fit"] == "linear trend"]
+    start = np.average(obs["observed_share"][:3], weights=obs["n"][:3])
+    end = np.average(obs["observed_share"][-3:], weights=obs["n"][-3:])
+    finding = finding_of(fig)
+    assert finding == fig._suptitle.get_text()
+    assert finding.startswith(f"NSFW share: {100 * start:.0f}% → {100 * end:.0f}%")
+    assert "segmented (joint) fits closest, mean gap 1.0 vs 5.0 points" in finding
+    assert len(fig.axes) == 2 and "SYNTHETIC" in footer_text(fig)
+    assert all("(%)" in ax.get_ylabel() and "month" in ax.get_xlabel() for ax in fig.axes)
+    # the event inside the observed months is drawn, the one before them is not
+    dotted = [ln for ln in fig.axes[0].lines if ln.get_linestyle() == ":"]
+    assert [ln.get_xdata()[0] for ln in dotted] == [trends.month_index("2024-06")]
+
+
+def test_fitted_vs_observed_one_panel_and_no_data():
+    fig = trend_figures.fitted_vs_observed(None, fitted_table(0.2, 0.0), **FOOT)
+    assert len(fig.axes) == 1
+    assert finding_of(fig).startswith("Real-person share of new models:")
+    assert set(plotted_data(fig)["points"]["outcome"]) == {"poi_share"}
+    with pytest.raises(ValueError, match="no fitted table has rows"):
+        trend_figures.fitted_vs_observed(None, fitted_table(0.2, 0.0).iloc[:0], **FOOT)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['fitted_share'\]"):
+        trend_figures.fitted_vs_observed(fitted_table(0.2, 0.0).drop(columns="fitted_share"),
+                                         **FOOT)
+
+
+def test_categories_over_time_drops_undated_and_shows_fitted_trend():
+    frame = pd.DataFrame({"month": ["2024-01", "2024-01", "2024-02", "2024-02", "unknown"],
+                          "category": ["a", "b", "a", "b", "a"], "field": ["prompt"] * 5,
+                          "n_documents": [1, 2, 3, 4, 5], "share": [0.1, 0.2, 0.3, 0.4, 0.9]})
+    odds = pd.DataFrame({"category": ["a", "b"], "odds_ratio_per_year": [1.5, np.nan]})
+    fig = coded.categories_over_time(frame, trends=odds, **FOOT)
+    data = plotted_data(fig)
+    assert list(data.index) == ["2024-01", "2024-02"]  # the undated row is left out
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "a (odds ×1.50/year)" in labels and "b" in labels  # no odds ratio: plain label
+    assert data.loc["2024-02", "a"] == 0.3 and "vocabulary grew most" in finding_of(fig)
+
+
+@pytest.fixture
+def coded_by_level() -> pd.DataFrame:
+    rows = []
+    for level, body, quality in (("PG", 0.2, 0.9), ("PG-13", 0.4, 0.9), ("R", 0.5, 0.8),
+                                 ("X", 0.7, 0.9), ("XXX", 0.8, 0.85), ("Unrated", 0.1, 0.1)):
+        rows += [(level, "body", "prompt", body), (level, "quality", "prompt", quality),
+                 (level, "body", "negative_prompt", 0.99)]
+    rows.append(("model nsfw=true", "body", "model_tags", 0.5))
+    return pd.DataFrame(rows, columns=["nsfw_level", "category", "field", "share"])
+
+
+def test_shares_by_level_table_colours_and_finding(coded_by_level):
+    fig = coded.shares_by_level(coded_by_level, categories=["quality", "body"], **FOOT)
+    wide = plotted_data(fig)
+    assert list(wide.index) == ["quality", "body"]
+    assert list(wide.columns) == ["PG", "PG-13", "R", "X", "XXX"]  # Unrated left out
+    assert wide.loc["body", "X"] == 0.7 and wide.loc["quality", "R"] == 0.8
+    assert finding_of(fig) == ("'body' vocabulary rises most with the NSFW level: 20% of PG "
+                               "prompts, 80% of XXX prompts")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    assert labels == ["PG", "PG-13", "R", "X", "XXX"]
+    for handle, code in zip(handles, [1, 2, 4, 8, 16], strict=True):
+        assert mcolors.to_hex(handle.patches[0].get_facecolor()) == NSFW_LEVEL_COLORS[code].lower()
+    assert "(%)" in fig.axes[0].get_ylabel()
+    with pytest.raises(ValueError, match="no rows for field 'title'"):
+        coded.shares_by_level(coded_by_level, field="title", **FOOT)
+
+
+@pytest.fixture
+def agreement_table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "category": ["body", "age", "quality", "gender"],
+        "cohen_kappa": [0.9, np.nan, 0.0, 0.5],
+        "krippendorff_alpha": [0.85, np.nan, -0.1, 0.7],
+        "auto_precision": [1.0, np.nan, 0.9, 0.8],
+        "auto_recall": [0.95, np.nan, np.nan, 0.6]})
+
+
+def test_reliability_leaves_undefined_out_and_says_why(agreement_table):
+    fig = coded.reliability(agreement_table, **FOOT)
+    long = plotted_data(fig)
+    assert len(long) == 16
+    undefined = long[~long["defined"]]
+    assert set(zip(undefined["category"], undefined["measure"], strict=True)) == {
+        ("age", "cohen_kappa"), ("age", "krippendorff_alpha"), ("age", "auto_precision"),
+        ("age", "auto_recall"), ("quality", "auto_recall")}
+    assert undefined["value"].isna().all()  # never turned into 0
+    defined = long.set_index(["category", "measure"])["value"]
+    assert defined[("quality", "cohen_kappa")] == 0.0  # a real zero stays a zero
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_width() > 0]
+    assert len(bars) == 11  # 16 values, 5 undefined: no bar (not a zero-height bar) for them
+    heights = sorted(round(p.get_height(), 6) for p in bars)
+    assert heights == sorted(round(v, 6) for v in long.loc[long["defined"], "value"])
+    notes = [t.get_text() for t in ax.texts]
+    assert notes.count("undefined (no variation)") == 2
+    assert "undefined (no consensus positives)" in notes
+    assert "undefined (no automatic positives)" in notes
+    assert finding_of(fig) == ("2 of 3 categories reach alpha ≥ 0.667; highest 'body' (0.85), "
+                               "lowest 'quality' (-0.10); undefined for 1 (no variation)")
+    assert ax.get_ylim()[0] <= -0.3 and "coefficient" in ax.get_ylabel()
+
+
+def test_reliability_demonstration_and_all_undefined(agreement_table):
+    fig = coded.reliability(agreement_table, demonstration=True, **FOOT)
+    assert finding_of(fig).startswith("DEMONSTRATION data: ")
+    empty = agreement_table.assign(cohen_kappa=np.nan, krippendorff_alpha=np.nan)
+    fig = coded.reliability(empty, **FOOT)
+    assert finding_of(fig) == ("Krippendorff's alpha is undefined for every category "
+                               "(no variation)")
+    with pytest.raises(ValueError, match="auto_recall"):
+        coded.reliability(agreement_table.drop(columns="auto_recall"), **FOOT)
+
+
+def test_wordcloud_finding():
+    terms = pd.DataFrame({"category": ["a", "a", "b", "b"], "field": ["prompt"] * 3 + ["x"],
+                          "term": ["t1", "t2", "t3", "t4"], "n_documents": [5, 1200, 30, 9999]})
+    assert coded.wordcloud_finding(terms) == ("Word clouds of 2 coded categories; the most used "
+                                              "single term is in 'a' (1,200 prompts)")
+
+
+def test_new_figures_save_byte_identically(tmp_path, coded_by_level, agreement_table):
+    makers = {
+        "fitted": lambda: trend_figures.fitted_vs_observed(fitted_table(0.8, 0.01),
+                                                           fitted_table(0.2, 0.02), **FOOT),
+        "levels": lambda: coded.shares_by_level(coded_by_level, **FOOT),
+        "reliability": lambda: coded.reliability(agreement_table, **FOOT),
+    }
+    for name, make in makers.items():
+        digests = [[sha(p) for p in save_figure(make(), name, tmp_path / run)]
+                   for run in ("a", "b")]
+        assert digests[0] == digests[1], name

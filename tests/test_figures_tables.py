@@ -100,3 +100,66 @@ def test_figure_index_is_embedded_in_readme(tmp_path):
     assert "[fig_x](figures/fig_x.png)" in text and "(data/derived/x.csv)" in text
     (tmp_path / "plain.md").write_text("no markers\n")
     assert not index.embed_in_readme(tmp_path / "plain.md", figures, tables)
+
+
+def test_registry_carries_other_notebooks_findings_into_the_index(tmp_path):
+    """Notebooks 03 and 04 register their figures; notebook 05's index lists them with their
+    finding, cell, tables and function, and ignores registered figures whose file is gone."""
+    from civitai_study.figures.index import REGISTRY_NAME, read_registry
+
+    figures, derived = tmp_path / "figures", tmp_path / "derived"
+    registry = derived / REGISTRY_NAME
+    nb03, nb04, nb05 = (tmp_path / f"{n}.ipynb" for n in ("03_trend", "04_coding", "05_figures"))
+    for path, cell_id, source in ((nb03, "figure", 'figures.save(fig, "fig03", d)'),
+                                  (nb04, "clouds", 'figures.add("clouds", f)'),
+                                  (nb05, "x", "pass")):
+        nb = new_notebook(cells=[new_code_cell(source)])
+        nb.cells[0]["id"] = cell_id
+        nbformat.write(nb, path)
+    frame = pd.DataFrame({"month": ["2024-01"], "nsfw_level": [1], "n_images": [3]})
+    fig = uploads_by_nsfw_level(frame, source_label="t", synthetic=True)
+    first = FigureIndex(notebook=nb03, registry=registry)
+    first.save(fig, "fig03", figures, tables=["fitted.csv"], function="trends.f")
+    second = FigureIndex(notebook=nb04, registry=registry)
+    second.add("clouds", "Clouds | of terms", tables=["terms.csv"], function="w.c")
+    second.add("gone", "no file for this one", tables=[])
+    assert [r["figure"] for r in read_registry(registry)] == ["fig03", "clouds", "gone"]
+    # re-running notebook 04 replaces its own rows and keeps notebook 03's
+    again = FigureIndex(notebook=nb04, registry=registry)
+    again.add("clouds", "Clouds | of terms", tables=["terms.csv"], function="w.c")
+    rows = read_registry(registry)
+    assert [r["figure"] for r in rows] == ["fig03", "clouds"]
+    assert rows[0] == {"figure": "fig03", "finding": finding_of_fig(fig), "paper_figure": "new",
+                       "notebook": nb03.name, "cell_id": "figure", "tables": "fitted.csv",
+                       "function": "trends.f"}
+    (figures / "clouds.png").write_bytes(b"png")
+    (figures / "stray.png").write_bytes(b"png")
+    index = FigureIndex(notebook=nb05)
+    index.add_other_figures(figures, notebooks_dir=tmp_path, registry=registry)
+    by_name = {r["figure"]: r for r in index.rows}
+    assert set(by_name) == {"fig03", "clouds", "stray"}
+    assert by_name["clouds"]["finding"] == "Clouds | of terms"
+    assert by_name["clouds"]["cell_id"] == "clouds" and by_name["clouds"]["tables"] == "terms.csv"
+    assert by_name["stray"]["finding"].startswith("made by an unknown notebook")
+    text = index.markdown(figures, derived)
+    assert "Clouds \\| of terms" in text and "[fitted.csv](../derived/fitted.csv)" in text
+    before = registry.read_bytes()
+    FigureIndex(notebook=nb04, registry=registry).add("clouds", "Clouds | of terms",
+                                                      tables=["terms.csv"], function="w.c")
+    assert registry.read_bytes() == before  # byte-stable rewrite
+
+
+def finding_of_fig(fig) -> str:
+    from civitai_study.figures.style import finding_of
+
+    return finding_of(fig)
+
+
+def test_registry_with_wrong_columns_names_the_fix(tmp_path):
+    from civitai_study.figures.index import read_registry
+
+    path = tmp_path / "figure_registry.csv"
+    path.write_text("figure,finding\nx,y\n")
+    with pytest.raises(ValueError, match="re-run the notebooks"):
+        read_registry(path)
+    assert read_registry(tmp_path / "missing.csv") == [] and read_registry(None) == []

@@ -8,10 +8,14 @@ plots on the figure (``style.plotted_data``) so tests check numbers, not pixels:
 - ``models.models_by_type``, ``models.models_by_base_model``, ``models.real_person_models``
 - ``tags.top_tags`` (paper Fig. 5), ``tags.overrepresented_tags``, ``tags.promotional_tags``
   (paper Fig. 6)
-- ``coded.categories_over_time``, ``coded.category_cooccurrence``
+- ``coded.categories_over_time``, ``coded.category_cooccurrence`` (notebooks 04 and 05),
+  ``coded.shares_by_level``, ``coded.reliability`` (notebook 04)
+- ``trends.fitted_vs_observed`` (notebook 03: observed shares against its fitted models)
 - ``wordclouds.category_wordclouds`` (per coded category, redacted by default)
 - ``creators.creator_lorenz``
 - ``blur.blurhash_grid`` (a stand-in for paper Fig. 1 from BlurHash codes, never the images)
 
-``index.FigureIndex`` saves them (``style.save_figure``) and writes ``figures/README.md``.
+``index.FigureIndex`` saves them (``style.save_figure``) and writes ``figures/README.md``;
+notebooks 03 and 04 register theirs in ``figure_registry.csv`` so the index carries their
+findings too.
 """

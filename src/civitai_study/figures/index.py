@@ -5,6 +5,11 @@ Notebook 05 registers every figure it saves; at the end it writes ``figures/READ
 looking for the cell whose source names the figure's file name, so the index cannot drift from
 the notebook (nbformat cell ids are stable in this project). The one-line finding is the
 figure's own title, so the index and the figure cannot disagree either.
+
+Notebooks 03 and 04 save their figures through a ``FigureIndex`` with a ``registry``: every
+save (or ``add``) rewrites that notebook's rows in the tables folder's ``figure_registry.csv``,
+so notebook 05 lists their figures with the same finding, cell, table and function
+(``add_other_figures(..., registry=...)``) instead of a bare pointer to the notebook.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from .style import PNG_METADATA, finding_of, save_figure
 
 INDEX_COLUMNS = ["figure", "finding", "paper_figure", "notebook", "cell_id", "tables",
                  "function"]
+#: Rows registered by notebooks other than 05 (in the tables folder).
+REGISTRY_NAME = "figure_registry.csv"
 
 
 def cell_of(notebook: Path, needle: str) -> str:
@@ -46,12 +53,26 @@ def preview(fig: plt.Figure, dpi: int = 72) -> None:
 README_MARKERS = ("<!-- figure-index:start -->", "<!-- figure-index:end -->")
 
 
+def read_registry(path: Path | None) -> list[dict[str, str]]:
+    """Rows of a ``figure_registry.csv`` (empty when ``path`` is None or missing)."""
+    if path is None or not Path(path).is_file():
+        return []
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path.name}: column(s) {missing} missing; delete it and re-run the "
+                         "notebooks that save figures (03, 04)")
+    return frame[INDEX_COLUMNS].to_dict("records")
+
+
 @dataclass
 class FigureIndex:
     """Figures saved by one notebook, in the order they were saved."""
 
     notebook: Path = NOTEBOOKS_DIR / "05_figures.ipynb"
     rows: list[dict[str, str]] = field(default_factory=list)
+    #: ``figure_registry.csv`` to keep this notebook's rows in (notebooks 03, 04); None: none.
+    registry: Path | None = None
 
     def save(self, fig: plt.Figure, name: str, directory: Path, *, tables: list[str],
              paper_figure: str = "new", function: str = "", show: bool = False,
@@ -70,6 +91,7 @@ class FigureIndex:
             "notebook": self.notebook.name, "cell_id": cell_of(self.notebook, f'"{name}"'),
             "tables": ";".join(tables), "function": function,
         })
+        self._write_registry()
         plt.close(fig)
 
     def add(self, name: str, finding: str, *, tables: list[str], paper_figure: str = "new",
@@ -81,15 +103,36 @@ class FigureIndex:
             "notebook": self.notebook.name, "cell_id": cell_of(self.notebook, f'"{name}"'),
             "tables": ";".join(tables), "function": function,
         })
+        self._write_registry()
 
-    def add_other_figures(self, figures_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> None:
+    def _write_registry(self) -> None:
+        """Replace this notebook's rows in the registry (other notebooks' rows are kept)."""
+        if self.registry is None:
+            return
+        others = [r for r in read_registry(self.registry)
+                  if r["notebook"] != self.notebook.name]
+        frame = pd.DataFrame(others + self.rows, columns=INDEX_COLUMNS)
+        frame = frame.sort_values("notebook", kind="stable")
+        self.registry.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(self.registry, index=False, lineterminator="\n")
+
+    def add_other_figures(self, figures_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR,
+                          registry: Path | None = None) -> None:
         """Register figures other notebooks saved into the same folder (e.g. notebook 03's
-        fitted-against-observed plot), with the notebook and cell that name them, so the index
-        lists every figure in the folder."""
+        fitted-against-observed plot), so the index lists every figure in the folder.
+
+        A figure listed in ``registry`` (``figure_registry.csv``, written by the notebook that
+        saved it) keeps its finding, cell, tables and function; any other figure gets the
+        notebook and cell that name it."""
         known = {r["figure"] for r in self.rows}
+        registered = {r["figure"]: r for r in read_registry(registry)
+                      if r["notebook"] != self.notebook.name}
         notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
         for png in sorted(figures_dir.glob("*.png")):
             if png.stem in known:
+                continue
+            if png.stem in registered:
+                self.rows.append(dict(registered[png.stem]))
                 continue
             where = [(nb, cell_of(nb, png.stem)) for nb in notebooks if nb != self.notebook]
             nb, cell = next(((nb, c) for nb, c in where if c), (None, ""))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 
+from .. import trends
 from ..nsfw import DEFINITION_LABELS, LEVEL_LABELS
 from .style import (
     DEFINITION_COLORS,
@@ -81,45 +81,41 @@ def uploads_by_nsfw_level(frame: pd.DataFrame, *, shares: bool = False, source_l
 def fit_share_trend(monthly: pd.DataFrame, count_column: str = "n_nsfw",
                     level: float = 0.95, trials: str | None = None
                     ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Quasi-binomial GLM of the monthly share on time (years since the first month).
+    """Quasi-binomial GLM of the monthly share on time, fitted by notebook 03's
+    :func:`civitai_study.trends.fit_binomial` (so the figure and notebook 03 report the same odds
+    ratio and interval).
 
     Counts, not shares, enter the model, so sparse early months weigh little; the covariance is
-    scaled by Pearson's dispersion (overdispersion; floored at 1). Returns per-month ``share,
-    fitted, ci_low, ci_high`` and the odds ratio per year with its interval.
+    scaled by Pearson's dispersion (quasi-binomial, t-intervals with the residual degrees of
+    freedom). Returns per-month ``share, fitted, ci_low, ci_high`` and the odds ratio per year
+    with its interval.
 
     ``trials``: the denominator column; default ``n_rated`` when present (images with a rated
-    level, the population notebook 03 fits, so both report the same odds ratio), else
-    ``n_images``.
+    level, the population notebook 03 fits), else ``n_images``.
     """
     trials = trials or ("n_rated" if "n_rated" in monthly.columns else "n_images")
     _require(monthly, ["month", trials, count_column], "fit_share_trend")
-    data = monthly.sort_values("month").reset_index(drop=True)
-    data = data[data[trials] > 0].rename(columns={trials: "n_trials"})
-    period = pd.PeriodIndex(data["month"], freq="M")
-    years = (period - period[0]).map(lambda d: d.n).to_numpy(dtype=float) / 12.0
-    endog = np.column_stack([data[count_column], data["n_trials"] - data[count_column]])
-    exog = sm.add_constant(years)
-    result = sm.GLM(endog, exog, family=sm.families.Binomial()).fit()
-    # Quasi-binomial: widen by Pearson's dispersion, never narrow below the binomial (a
-    # dispersion under 1 says the data vary less than chance, e.g. a smooth generator).
-    dispersion = max(1.0, float(result.pearson_chi2 / max(result.df_resid, 1)))
-    cov = np.asarray(result.cov_params()) * dispersion
-    # t quantile with the residual degrees of freedom, as usual when the scale is estimated
-    z = stats.t.ppf(0.5 + level / 2, max(result.df_resid, 1))
-    eta = exog @ result.params
+    data = monthly.loc[monthly[trials] > 0, ["month", trials, count_column]]
+    data = data.rename(columns={trials: "n", count_column: "k"}).astype({"month": str})
+    data = trends.add_time(data.assign(period=data["month"]), "month")
+    fit = trends.fit_binomial(data, ["t"], "quasi", f"share_trend[{count_column}]")
+    result, used = fit.result, fit.data
+    exog = np.column_stack([np.ones(len(used)), used["t"].to_numpy(dtype=float)])
+    cov = np.asarray(result.cov_params())
+    q = stats.t.ppf(0.5 + level / 2, max(result.df_resid, 1))
+    eta = exog @ np.asarray(result.params)
     se = np.sqrt(np.einsum("ij,jk,ik->i", exog, cov, exog))
     expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     out = pd.DataFrame({
-        "month": data["month"].to_numpy(),
-        "n_images": data["n_trials"].to_numpy(),
-        "share": data[count_column].to_numpy() / data["n_trials"].to_numpy(),
-        "fitted": expit(eta), "ci_low": expit(eta - z * se), "ci_high": expit(eta + z * se),
+        "month": used["month"].to_numpy(),
+        "n_images": used["n"].to_numpy(),
+        "share": used["k"].to_numpy() / used["n"].to_numpy(),
+        "fitted": expit(eta), "ci_low": expit(eta - q * se), "ci_high": expit(eta + q * se),
     })
-    slope, slope_se = float(result.params[1]), float(np.sqrt(cov[1, 1]))
-    summary = {"odds_ratio_per_year": float(np.exp(slope)),
-               "ci_low": float(np.exp(slope - z * slope_se)),
-               "ci_high": float(np.exp(slope + z * slope_se)),
-               "pearson_dispersion": float(result.pearson_chi2 / max(result.df_resid, 1))}
+    slope = trends.tidy(fit, level).set_index("term").loc["t"]
+    summary = {"odds_ratio_per_year": float(slope["exp_estimate"]),
+               "ci_low": float(slope["exp_ci_low"]), "ci_high": float(slope["exp_ci_high"]),
+               "pearson_dispersion": float(slope["dispersion"])}
     return out, summary
 
 
