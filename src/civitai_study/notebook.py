@@ -34,7 +34,9 @@ class NotebookContext:
         """Write a key table as CSV (rounded floats, no index) and say where it went."""
         path = self.tables_dir / name
         frame.to_csv(path, index=False, float_format=f"%.{float_digits}g", lineterminator="\n")
-        print(f"wrote {display_path(path)} ({len(frame):,} rows)")
+        # The folder is announced once by setup(); naming only the file keeps this line the same
+        # whether the run writes to data/derived/ or to another output folder.
+        print(f"wrote {name} ({len(frame):,} rows)")
         return path
 
     def read_table(self, name: str) -> pd.DataFrame:

@@ -169,7 +169,7 @@ def figure_table(ctx, name: str, con=None) -> pd.DataFrame:
     from the snapshot, write it (so the figure has a table behind it) and say so."""
     path = ctx.tables_dir / name
     if path.is_file():
-        print(f"read {display_path(path)}")
+        print(f"read {name}")
         return pd.read_csv(path)
     if name not in COMPUTE:
         raise FileNotFoundError(f"{display_path(path)} is missing and notebook 05 cannot compute "
