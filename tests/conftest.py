@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,38 @@ def real_models_file() -> Path:
     if not REAL_MODELS.is_file():
         pytest.skip(f"real 2023 crawl not found at {REAL_MODELS} (../shared is absent)")
     return REAL_MODELS
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _loopback_only(address) -> None:
+    """Tests never reach the internet: refuse any TCP/UDP peer that is not this machine."""
+    if not isinstance(address, tuple):
+        return  # AF_UNIX paths
+    host = str(address[0])
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host.split("%")[0]).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ConnectionRefusedError(f"tests may only connect to loopback addresses, not {host!r}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_internet():
+    """Guard every test process against network access beyond 127.0.0.1 / ::1."""
+    def connect(self, address):
+        _loopback_only(address)
+        return _real_connect(self, address)
+
+    def connect_ex(self, address):
+        _loopback_only(address)
+        return _real_connect_ex(self, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = _real_connect, _real_connect_ex
