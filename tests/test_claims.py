@@ -69,3 +69,31 @@ def test_format_value():
     assert claims.format_value(0.1363, "share of models") == "13.6%"
     assert claims.format_value(17982.0) == "17,982"
     assert claims.format_value(None) == "-"
+
+
+def test_null_value_and_condition_are_not_text(tmp_path):
+    """A YAML null must not match the text 'nan' in a source description, nor count as a value."""
+    table = claims.load_claims()
+    snap = _snapshot(tmp_path / "a", {"kind": "import", "name": "Civ-40M financial nano data"})
+    est = claims.run_estimates(snap.connect(), list(table["quantity"]))
+    out = claims.compare_claims(table, est, snap).set_index("id")
+    qualitative = table[table["value"].isna() & table["comparable_when"].isna()]["id"]
+    for claim_id in qualitative:
+        assert out.loc[claim_id, "verdict"] != "comparable", claim_id
+
+
+def test_overall_nsfw_share_uses_dated_images_on_both_sides(tmp_path):
+    import pyarrow.parquet as pq
+
+    snap = _snapshot(tmp_path / "a", {"kind": "import", "name": "x"})
+    path = tmp_path / "a" / "images.parquet"
+    data = pq.read_table(path)
+    level = pa.array([2, 2, 1, 2] + [2] * 16, pa.int16())
+    created = data.column("created_at").to_pylist()
+    created[0] = created[1] = None  # two undated NSFW images
+    data = data.set_column(data.schema.get_field_index("nsfw_level"), "nsfw_level", level)
+    data = data.set_column(data.schema.get_field_index("created_at"), "created_at",
+                           pa.array(created, pa.timestamp("us", tz="UTC")))
+    pq.write_table(data, path)
+    est = claims.run_estimates(snap.connect(), ["images.nsfw_share"])
+    assert est["images.nsfw_share"] == pytest.approx(17 / 18)

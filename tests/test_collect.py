@@ -303,3 +303,25 @@ def test_progress_is_a_quiet_log_line_off_a_terminal(caplog):
         progress.update(200, pages=1)
     progress.close()
     assert "collect images: 200 items, 1 pages" in caplog.text and "items/s" in caplog.text
+
+
+def test_crash_after_the_last_checkpoint_does_not_restart_the_crawl(fake, api_key, tmp_path,
+                                                                     monkeypatch):
+    """The final part and "done" share one checkpoint: resuming only writes the manifest."""
+    server, url = fake(images=make_images(300), max_limit=50)
+    out = tmp_path / "snap"
+    real_finish = crawler._Crawl._finish
+
+    def crash(self):
+        raise KeyboardInterrupt("simulated crash before the manifest")
+
+    monkeypatch.setattr(crawler._Crawl, "_finish", crash)
+    with pytest.raises(KeyboardInterrupt):
+        collect("images", out, fast(base_url=url, part_rows=50), hasher=HASH)
+    requests_before = len(server.requests)
+    monkeypatch.setattr(crawler._Crawl, "_finish", real_finish)
+    snap = collect("images", out, fast(base_url=url, part_rows=50), hasher=HASH)
+    assert len(server.requests) == requests_before, "the resume fetched pages again"
+    ids = snapshot_ids(out)
+    assert len(ids) == len(set(ids)) == 300
+    assert snap.manifest["duplicates_dropped"] == {}

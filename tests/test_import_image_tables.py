@@ -105,3 +105,14 @@ def test_hf_name_downloads_through_huggingface_hub(tmp_path, monkeypatch):
     assert calls["token"] == "hf-secret-token"
     assert snap.manifest["counts"]["images"] == 3
     assert "hf-secret-token" not in (tmp_path / "snap" / "manifest.json").read_text()
+
+
+def test_unreadable_stats_cells_are_counted_not_silent(tmp_path):
+    frame = civ40k_frame()
+    frame["statsSummary"] = ["not a mapping", '{"likeCount": 3}', None, None, "[1, 2]"]
+    frame.loc[4, "createdAt"] = "2024-04-01T00:00:00Z"
+    src = tmp_path / "civ40k.parquet"
+    frame.to_parquet(src)
+    snap = import_image_table("civ40k", src, tmp_path / "snap", hasher=HASH)
+    assert snap.manifest["source"]["unreadable_cells"] == {"statsSummary": 2}
+    assert snap.manifest["counts"]["images"] == 4  # rows are kept

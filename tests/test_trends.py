@@ -100,3 +100,12 @@ def test_sensitivity_grid(sample):
     assert len(table) == 24
     nsfw = table[(table["outcome"] == "nsfw_share") & (table["definition"] == "above_pg")]
     assert (nsfw["ci_low"] > 0).all()
+
+
+def test_weeks_belong_to_the_month_of_their_thursday():
+    import pandas as pd
+
+    from civitai_study.trends import add_time
+
+    frame = pd.DataFrame({"period": ["2022-10-31", "2023-01-30", "2023-02-27"]})
+    assert add_time(frame, "week")["month"].tolist() == ["2022-11", "2023-02", "2023-03"]

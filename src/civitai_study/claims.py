@@ -31,7 +31,7 @@ QUANTITIES = {
     "models.n_poi": "models flagged poi",
     "models.poi_share": "share of models flagged poi",
     "models.nsfw_share": "share of models with the nsfw flag",
-    "images.nsfw_share": "share of all images above PG",
+    "images.nsfw_share": "share of dated images above PG",
     "images.nsfw_share[YYYY-MM]": "share of the month's images above PG",
     "models.tag_count[TAG]": "models carrying the tag",
     "models.poi_female_share": "female share among single-gender-tagged poi models (text proxy)",
@@ -86,8 +86,9 @@ def run_estimates(con: duckdb.DuckDBPyConnection, quantities: list[str],
         simple["models.poi_share"] = n_poi / n_mod
         simple["models.nsfw_share"] = n_nsfw / n_mod
     by_month = describe.images_by_month(con)
-    if n_img:
-        simple["images.nsfw_share"] = float(by_month["n_nsfw"].sum()) / n_img
+    dated = float(by_month["n_images"].sum()) if len(by_month) else 0.0
+    if dated:  # numerator and denominator over the same population: images with a date
+        simple["images.nsfw_share"] = float(by_month["n_nsfw"].sum()) / dated
     for row in by_month.itertuples(index=False):
         simple[f"images.nsfw_share[{row.month}]"] = row.n_nsfw / row.n_images
     if any(q.startswith("models.poi_") for q in wanted):
@@ -131,11 +132,13 @@ def compare_claims(claims: pd.DataFrame, estimates: dict[str, float],
     rows = []
     for claim in claims.itertuples(index=False):
         value = estimates.get(claim.quantity)
-        same = (claim.comparable_when is not None and not snapshot.is_synthetic
-                and str(claim.comparable_when) in source_text)
+        # null in the YAML arrives as NaN from pandas, never as None
+        condition = None if pd.isna(claim.comparable_when) else str(claim.comparable_when)
+        has_value = not pd.isna(claim.value)
+        same = condition is not None and not snapshot.is_synthetic and condition in source_text
         if value is None:
             verdict = "no estimate (the snapshot cannot give this quantity)"
-        elif same and claim.value is not None:
+        elif same and has_value:
             verdict = "comparable"
         elif same:
             verdict = "comparable (qualitative claim)"

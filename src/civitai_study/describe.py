@@ -225,8 +225,9 @@ def nsfw_overall(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Overall NSFW shares of images and models under every definition (one row each)."""
     frame = nsfw_definitions_by_month(con)
     out = frame.groupby(["unit", "definition", "population"], as_index=False)[["n", "n_nsfw"]].sum()
-    out["population"] = out["population"].str.replace(", per upload month", "").str.replace(
-        ", per month of first version", "")
+    out["population"] = out["population"].str.replace(
+        ", per upload month", " with an upload date (undated ones: see undated_counts)"
+    ).str.replace(", per month of first version", " with a dated first version")
     out["share"] = np.where(out["n"] > 0, out["n_nsfw"] / out["n"].where(out["n"] > 0), np.nan)
     return out[["unit", "definition", "n", "n_nsfw", "share", "population"]]
 

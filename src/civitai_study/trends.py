@@ -96,7 +96,11 @@ def add_time(frame: pd.DataFrame, freq: str, origin: str = TIME_ORIGIN) -> pd.Da
     else:
         start = pd.Timestamp(origin + "-01")
         out["t"] = (pd.to_datetime(out["period"]) - start).dt.days / 365.25
-    out["month"] = [p[:7] for p in out["period"]]
+    if freq == "month":
+        out["month"] = [p[:7] for p in out["period"]]
+    else:  # a week belongs to the month of its Thursday (ISO 8601), not of its first day
+        thursdays = pd.to_datetime(out["period"]) + pd.Timedelta(days=3)
+        out["month"] = thursdays.dt.strftime("%Y-%m").tolist()
     return out
 
 
@@ -213,8 +217,15 @@ def fit_binomial(data: pd.DataFrame, columns: list[str], se: str = "quasi", name
         result, more = _quiet(lambda: model.fit(scale=phi, use_t=True))
         notes = sorted(set(notes) | set(more))
     elif se == "hac":
-        result, notes = _quiet(lambda: model.fit(
-            cov_type="HAC", cov_kwds={"maxlags": _hac_lags(data["period"].nunique())}))
+        lags = _hac_lags(data["period"].nunique())
+        if len(data) > data["period"].nunique():
+            # several rows per period (a panel, e.g. one per model type): Newey-West must lag
+            # over periods, not rows, so use Driscoll-Kraay sums within each period.
+            time_index = pd.factorize(data["period"], sort=True)[0]
+            kw = {"cov_type": "hac-groupsum", "cov_kwds": {"time": time_index, "maxlags": lags}}
+        else:
+            kw = {"cov_type": "HAC", "cov_kwds": {"maxlags": lags}}
+        result, notes = _quiet(lambda: model.fit(**kw))
     elif se == "binomial":
         result, notes = _quiet(lambda: model.fit())
     else:
@@ -288,7 +299,9 @@ def poi_trend(con: duckdb.DuckDBPyConnection, signal: str = "poi", se: str = "qu
         informative = totals.index[(totals["k"] > 0) & (totals["k"] < totals["n"])]
         left_out = sorted(set(totals.index) - set(informative))
         if left_out:
-            notes.append("types without variation left out: " + ", ".join(left_out))
+            n_left = int(totals.loc[left_out, "n"].sum())
+            notes.append(f"types without variation left out ({n_left:,} models): "
+                         + ", ".join(left_out))
         data = data.loc[data["type"].isin(informative)].reset_index(drop=True)
         ordered = list(totals.loc[informative].sort_values("n", ascending=False).index)
         for typ in ordered[1:]:  # the largest type is the reference

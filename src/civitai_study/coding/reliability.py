@@ -72,7 +72,7 @@ def export_sample(snapshot: Snapshot, codebook: Codebook, out_dir: Path, coders:
     sql = f"""
         WITH base AS (
             SELECT id, {field} AS text,
-                   CAST(year(created_at) AS VARCHAR) || CASE WHEN
+                   coalesce(CAST(year(created_at) AS VARCHAR), 'undated') || CASE WHEN
                      {sql_is_nsfw('nsfw_level', definition)} THEN ' nsfw' ELSE ' sfw' END
                      AS stratum
             FROM images WHERE {field} IS NOT NULL AND length(trim({field})) > 0)

@@ -213,18 +213,19 @@ class _Crawl:
                 self._check_clamp()
                 stop = self._stop_reason(next_cursor, dates, empty_run)
                 cursor = next_cursor
+                if stop:
+                    # "done" goes into the same atomic checkpoint as the last part: a crash
+                    # after it must not look like a crawl that never started.
+                    s.stopped, s.done = stop, True
                 if stop or self.sink.pending >= self.opt.part_rows or \
                         time.monotonic() - last_flush >= self.opt.flush_seconds:
                     self._flush(cursor)
                     last_flush = time.monotonic()
                 if stop:
-                    s.stopped = stop
                     break
         finally:
             progress.close()
             self.client.close()
-        s.done = True
-        s.save(self.out)
         return self._finish()
 
     def _stop_reason(self, next_cursor: str | None, dates: list[datetime],

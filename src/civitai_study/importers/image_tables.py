@@ -81,10 +81,20 @@ def _get(row: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    """``statsSummary``/``Meta`` cells: a dict, JSON text or a Python-literal dict."""
+#: Key of a parsed row listing cells that could not be read (popped by the importer, counted).
+UNREADABLE = "_unreadable_cells"
+
+
+def _mapping(value: Any, name: str, unreadable: list[str]) -> dict[str, Any]:
+    """``statsSummary``/``Meta`` cells: a dict, JSON text or a Python-literal dict.
+
+    A non-empty cell that is none of these is noted in ``unreadable`` (the row is kept, its
+    stats or prompt stay null, and the importer counts the cells in the manifest).
+    """
     if isinstance(value, dict):
         return value
+    if is_missing(value):
+        return {}
     if isinstance(value, str):
         for loader in (json.loads, ast.literal_eval):
             try:
@@ -93,6 +103,7 @@ def _mapping(value: Any) -> dict[str, Any]:
                 continue
             if isinstance(parsed, dict):
                 return parsed
+    unreadable.append(name)
     return {}
 
 
@@ -110,8 +121,9 @@ def parse_table_row(row: dict[str, Any], hasher: Hasher, source: str) -> dict[st
     image_id = _image_id(row)
     if image_id is None:
         raise RecordError("missing_id", "no id column and no numeric file name in url")
-    stats = _mapping(_get(row, "statsSummary", "stats"))
-    meta = _mapping(_get(row, "Meta", "meta"))
+    unreadable: list[str] = []
+    stats = _mapping(_get(row, "statsSummary", "stats"), "statsSummary", unreadable)
+    meta = _mapping(_get(row, "Meta", "meta"), "Meta", unreadable)
     level = image_level({"browsingLevel": _get(row, "browsingLevel"),
                          "nsfwLevel": _get(row, "nsfwLevel")})
     out = {
@@ -135,6 +147,8 @@ def parse_table_row(row: dict[str, Any], hasher: Hasher, source: str) -> dict[st
     for column, key in STAT_KEYS.items():
         value = _get(row, key)
         out[column] = to_int(value if value is not None else stats.get(key), column)
+    if unreadable:
+        out[UNREADABLE] = unreadable
     return out
 
 
@@ -167,6 +181,7 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
     sink = Sink(out, hasher)
     index = rows = 0
     latest: datetime | None = None
+    unreadable: dict[str, int] = {}
     for number, row in enumerate(iter_rows(path), start=1):
         rows += 1
         try:
@@ -174,6 +189,8 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
         except RecordError as err:
             sink.reject("image", RecordError(err.reason, f"row {number}: {err.detail}"), row)
             continue
+        for cell in parsed.pop(UNREADABLE, ()):
+            unreadable[cell] = unreadable.get(cell, 0) + 1
         sink.add_image(parsed)
         if latest is None or parsed["created_at"] > latest:
             latest = parsed["created_at"]
@@ -186,6 +203,8 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
         "name": DATASETS[dataset],
         "input": {"name": text} if text.startswith("hf:") else input_description(path),
         "records_read": rows,
+        # rows kept, but these cells could not be read (their stats or prompt stay null)
+        "unreadable_cells": dict(sorted(unreadable.items())),
         "note": "username hashes of the dataset were re-hashed with this project's key; "
                 "snapshot_date is the latest createdAt in the data",
     }
