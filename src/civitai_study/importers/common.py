@@ -11,6 +11,7 @@ from typing import IO, Any
 from .. import __version__
 from ..schema import TABLES
 from ..snapshot import MANIFEST, Snapshot, load_snapshot, sha256_file, write_manifest
+from .parse import Hasher
 from .parts import QUARANTINE_DIR, ensure_all_tables, quarantine_summary
 from .sink import Sink
 
@@ -54,6 +55,15 @@ def input_description(path: Path) -> dict[str, Any]:
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return {"name": path.name, "files": [input_description(p) for p in files]}
     return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def start_import(out: Path, hasher: Hasher | None) -> Sink:
+    """Empty ``out``'s snapshot layout and return a sink hashing names with ``hasher`` (default:
+    the project's key from the environment or the local key file)."""
+    from ..pseudonymise import Pseudonymiser, load_or_create_key
+
+    prepare_out(out)
+    return Sink(out, hasher or Pseudonymiser(load_or_create_key()))
 
 
 def finish(out: Path, sink: Sink, next_index: int, source: dict[str, Any],

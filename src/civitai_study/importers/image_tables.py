@@ -27,11 +27,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..pseudonymise import Pseudonymiser, load_or_create_key
 from ..snapshot import Snapshot
-from .common import finish, input_description, prepare_out
+from .common import finish, input_description, start_import
 from .parse import Hasher, RecordError, image_level, is_missing, to_int, to_str, to_timestamp
-from .sink import Sink
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 50_000
@@ -175,11 +173,10 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
     if not path.exists():
         raise FileNotFoundError(f"no {DATASETS[dataset]} data at {path}; pass a .parquet/.csv "
                                 "file, a folder of them, or hf:OWNER/NAME")
-    hasher = hasher or Pseudonymiser(load_or_create_key())
     started = time.monotonic()
-    prepare_out(out)
-    sink = Sink(out, hasher)
-    index = rows = 0
+    sink = start_import(out, hasher)
+    hasher = sink.hasher
+    rows = 0
     latest: datetime | None = None
     unreadable: dict[str, int] = {}
     for number, row in enumerate(iter_rows(path), start=1):
@@ -194,9 +191,7 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
         sink.add_image(parsed)
         if latest is None or parsed["created_at"] > latest:
             latest = parsed["created_at"]
-        if sink.pending >= part_rows:
-            sink.flush(index)
-            index += 1
+        sink.flush_when_full(part_rows)
     source = {
         "kind": "import",
         "importer": dataset,
@@ -208,7 +203,7 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
         "note": "username hashes of the dataset were re-hashed with this project's key; "
                 "snapshot_date is the latest createdAt in the data",
     }
-    snapshot = finish(out, sink, index, source,
+    snapshot = finish(out, sink, sink.next_part, source,
                       snapshot_date=latest.date().isoformat() if latest else None)
     log.info("imported %s rows of %s in %.1f s", f"{rows:,}", dataset, time.monotonic() - started)
     return snapshot

@@ -16,11 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..pseudonymise import Pseudonymiser, load_or_create_key
 from ..snapshot import Snapshot
-from .common import finish, input_description, open_text, prepare_out
+from .common import finish, input_description, open_text, start_import
 from .parse import Hasher, RecordError, parse_model
-from .sink import Sink
 
 log = logging.getLogger(__name__)
 #: Pending rows (all tables) that trigger writing a part; bounds memory on big files.
@@ -76,11 +74,9 @@ def import_models_jsonl(path: Path, out: Path, hasher: Hasher | None = None,
     if not path.is_file():
         raise FileNotFoundError(f"no models file at {path}; pass a .jsonl or .jsonl.gz of "
                                 "/api/v1/models items")
-    hasher = hasher or Pseudonymiser(load_or_create_key())
     started = time.monotonic()
-    prepare_out(out)
-    sink = Sink(out, hasher)
-    index = 0
+    sink = start_import(out, hasher)
+    hasher = sink.hasher
     records = 0
     latest: datetime | None = None
     for number, record, json_error in iter_records(path):
@@ -98,9 +94,7 @@ def import_models_jsonl(path: Path, out: Path, hasher: Hasher | None = None,
         created = parsed.model["created_at"]
         if created is not None and (latest is None or created > latest):
             latest = created
-        if sink.pending >= part_rows:
-            sink.flush(index)
-            index += 1
+        sink.flush_when_full(part_rows)
     source = {
         "kind": "import",
         "importer": "models-jsonl",
@@ -110,7 +104,7 @@ def import_models_jsonl(path: Path, out: Path, hasher: Hasher | None = None,
         "note": "snapshot_date is the latest model-version createdAt in the file (the crawl date "
                 "is not in the data)",
     }
-    snapshot = finish(out, sink, index, source,
+    snapshot = finish(out, sink, sink.next_part, source,
                       snapshot_date=latest.date().isoformat() if latest else None)
     log.info("imported %s records from %s in %.1f s: %s", f"{records:,}", path.name,
              time.monotonic() - started, snapshot.manifest["counts"])

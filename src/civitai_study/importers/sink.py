@@ -26,12 +26,15 @@ class Sink:
 
     def __init__(self, root: Path, hasher: Hasher):
         self.root = root
+        self.hasher = hasher
         self.quarantine = Quarantine(hasher)
         self.rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self.seen: dict[str, set[int]] = {t: set() for t in KEYED}
         self.duplicates: Counter[str] = Counter()
         self.quarantined: set[tuple[str, int]] = set()
         self.accepted: Counter[str] = Counter()
+        #: next part number for callers that let the sink number its parts (the importers)
+        self.next_part = 0
 
     def load_seen(self) -> None:
         """Re-read the ids of parts already on disk (used when resuming a crawl)."""
@@ -101,3 +104,9 @@ class Sink:
         wrote = self.quarantine.flush(self.root, index) is not None or wrote
         self.rows = {t: [] for t in TABLES}
         return wrote
+
+    def flush_when_full(self, part_rows: int) -> None:
+        """Write a part once ``part_rows`` rows are pending, numbering parts itself."""
+        if self.pending >= part_rows:
+            self.flush(self.next_part)
+            self.next_part += 1
