@@ -410,3 +410,26 @@ def test_new_figures_save_byte_identically(tmp_path, coded_by_level, agreement_t
         digests = [[sha(p) for p in save_figure(make(), name, tmp_path / run)]
                    for run in ("a", "b")]
         assert digests[0] == digests[1], name
+
+
+def test_cooccurrence_title_names_the_pair_with_the_highest_lift():
+    import pandas as pd
+
+    from civitai_study.figures.coded import cooccurrence_finding, cooccurrence_matrix
+
+    # 1,000 prompts: 'quality' nearly everywhere; 'body' and 'sexual_acts' meet far above chance
+    n = {"quality": 950, "body": 200, "sexual_acts": 100}
+    both = {("body", "quality"): 190, ("quality", "sexual_acts"): 95, ("body", "sexual_acts"): 80}
+    rows = [{"category_a": c, "category_b": c, "n_documents": v} for c, v in n.items()]
+    for (a, b), v in both.items():
+        rows.append({"category_a": a, "category_b": b, "n_documents": v})
+    frame = pd.DataFrame(rows)
+    frame["n_total"] = 1000
+    frame["lift"] = [r.n_documents * 1000 / (n[r.category_a] * n[r.category_b])
+                     for r in frame.itertuples()]
+    title = cooccurrence_finding(frame, cooccurrence_matrix(frame))
+    assert title.startswith("'body' and 'sexual_acts' vocabulary meet 4.0×")
+    assert "(80 prompts)" in title
+    # without a lift column the title falls back to the highest conditional share
+    plain = frame.drop(columns=["lift", "n_total"])
+    assert "Categories travel together" in cooccurrence_finding(plain, cooccurrence_matrix(plain))

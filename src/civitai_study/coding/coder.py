@@ -171,15 +171,26 @@ class CodingResult:
                             lambda f, k: self.strata[f].get(k, f"level {k}"))
 
     def cooccurrence(self, field: str = "prompt") -> pd.DataFrame:
-        """Documents of ``field`` using both category A and category B (A = B: using A)."""
-        masks = self.tallies[field].masks
+        """Documents of ``field`` using both category A and category B (A = B: using A).
+
+        ``lift`` = P(A and B) / (P(A) P(B)) over the ``n_total`` documents with text: above 1 the
+        two categories meet more often than if they were independent, which conditional shares
+        alone hide when one category is nearly everywhere.
+        """
+        tally = self.tallies[field]
+        masks = tally.masks
+        total = int(tally.n_docs - tally.n_empty)
         values = np.arange(len(masks))
+        has = [((values >> i) & 1).astype(bool) for i in range(len(self.categories))]
+        alone = [int(masks[h].sum()) for h in has]
         rows = []
         for i, a in enumerate(self.categories):
             for j, b in enumerate(self.categories):
-                both = ((values >> i) & 1).astype(bool) & ((values >> j) & 1).astype(bool)
-                rows.append({"category_a": a, "category_b": b,
-                             "n_documents": int(masks[both].sum())})
+                both = int(masks[has[i] & has[j]].sum())
+                expected = alone[i] * alone[j] / total if total else 0.0
+                rows.append({"category_a": a, "category_b": b, "n_documents": both,
+                             "n_total": total,
+                             "lift": both / expected if expected else np.nan})
         return pd.DataFrame(rows)
 
     def category_totals(self) -> pd.DataFrame:

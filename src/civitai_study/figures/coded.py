@@ -68,6 +68,27 @@ def cooccurrence_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     return counts.div(diagonal.where(diagonal > 0), axis=0)
 
 
+#: Pairs met in fewer documents than this are not named in a title (their lift is noisy).
+MIN_PAIR_DOCUMENTS = 30
+
+
+def cooccurrence_finding(frame: pd.DataFrame, shares: pd.DataFrame) -> str:
+    """The title: the pair that meets most above independence (lift) when the table has it,
+    else the highest conditional share."""
+    if "lift" in frame.columns:
+        pairs = frame[(frame["category_a"] < frame["category_b"])
+                      & (frame["n_documents"] >= MIN_PAIR_DOCUMENTS)].dropna(subset=["lift"])
+        if len(pairs):
+            top = pairs.sort_values(["lift", "category_a", "category_b"],
+                                    ascending=[False, True, True]).iloc[0]
+            return (f"'{top.category_a}' and '{top.category_b}' vocabulary meet {top.lift:.1f}× "
+                    f"as often as if independent ({int(top.n_documents):,} prompts)")
+    off = shares.where(~np.eye(len(shares), dtype=bool)).stack()
+    (a, b), top_share = off.idxmax(), off.max()
+    return (f"Categories travel together: {pct(top_share)} of '{a}' prompts also use '{b}' "
+            "vocabulary")
+
+
 def category_cooccurrence(frame: pd.DataFrame, *, source_label: str, synthetic: bool):
     """Heatmap: how often documents coded with one category also carry another.
 
@@ -88,9 +109,7 @@ def category_cooccurrence(frame: pd.DataFrame, *, source_label: str, synthetic: 
     ax.set_ylabel("documents coded with (row category)")
     fig.colorbar(image, ax=ax, label="share of the row's documents (%)", shrink=0.8,
                  format=lambda v, _: f"{100 * v:.0f}")
-    off = shares.where(~np.eye(len(shares), dtype=bool)).stack()
-    (a, b), top = off.idxmax(), off.max()
-    title = f"Categories travel together: {pct(top)} of '{a}' prompts also use '{b}' vocabulary"
+    title = cooccurrence_finding(frame, shares)
     finish(fig, title, source_label, synthetic)
     return attach_data(fig, shares, title)
 
