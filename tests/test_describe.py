@@ -159,3 +159,24 @@ def test_log_odds_and_engagement_run(small):
     eng = describe.engagement_by_level(con)
     assert eng["n_images"].sum() == len(images)
     assert describe.undated_counts(con) == {"images": 0, "models": 0}
+
+
+def test_yearly_adapter_share_and_top_base_models():
+    import pandas as pd
+
+    from civitai_study.describe import adapter_share_by_year, top_base_models_by_year
+
+    type_month = pd.DataFrame({"month": ["2023-01", "2023-02", "2023-03", "2024-01"],
+                               "type": ["LORA", "Checkpoint", "LoCon", "Checkpoint"],
+                               "n_models": [3, 5, 2, 4]})
+    out = adapter_share_by_year(type_month)
+    assert out.to_dict("records") == [
+        {"year": "2023", "n_adapters": 5, "n_models": 10, "share": 0.5},
+        {"year": "2024", "n_adapters": 0, "n_models": 4, "share": 0.0}]
+    base = pd.DataFrame({"unit": ["model_versions"] * 4 + ["images"],
+                         "month": ["2023-01", "2023-05", "2023-02", "2023-03", "2023-01"],
+                         "base_model": ["SD 1.5", "SDXL 1.0", "SD 1.5", "Pony", "Pony"],
+                         "n": [4, 3, 1, 3, 99]})
+    top = top_base_models_by_year(base, 2)
+    assert top.to_dict("records") == [{"year": "2023", "base_model": "SD 1.5", "n_versions": 5},
+                                      {"year": "2023", "base_model": "Pony", "n_versions": 3}]

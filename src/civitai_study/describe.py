@@ -535,3 +535,36 @@ def printable(frame: pd.DataFrame, digits: int = 3, drop: tuple[str, ...] = ("po
         else:
             out[column] = ["-" if pd.isna(v) else f"{v:.{digits}f}" for v in values]
     return out.to_string(index=False)
+
+
+# ---- yearly summaries printed by notebook 02 ------------------------------------------------
+
+#: Model types that are low-rank adapters (LyCORIS adapters are LoCon on CivitAI).
+ADAPTER_TYPES = ("LORA", "LoCon", "DoRA")
+
+
+def adapter_share_by_year(type_month: pd.DataFrame) -> pd.DataFrame:
+    """``year, n_adapters, n_models, share``: LoRA-type adapters among new models per year.
+
+    ``type_month`` is :func:`models_by_type_month`'s table.
+    """
+    year = type_month["month"].str[:4]
+    total = type_month.groupby(year)["n_models"].sum()
+    adapters = type_month["type"].isin(ADAPTER_TYPES)
+    n_adapters = type_month[adapters].groupby(year[adapters])["n_models"].sum()
+    out = pd.DataFrame({"n_adapters": n_adapters.reindex(total.index, fill_value=0),
+                        "n_models": total})
+    out["share"] = out["n_adapters"] / out["n_models"]
+    return out.rename_axis("year").reset_index()
+
+
+def top_base_models_by_year(base: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+    """``year, base_model, n_versions``: the ``n`` most common base models of new versions.
+
+    ``base`` is :func:`base_models_by_month`'s table (rows with ``unit == "model_versions"``).
+    """
+    versions = base[base["unit"] == "model_versions"]
+    top = (versions.groupby([versions["month"].str[:4], "base_model"])["n"].sum().reset_index()
+           .sort_values(["month", "n", "base_model"], ascending=[True, False, True])
+           .groupby("month").head(n))
+    return top.rename(columns={"month": "year", "n": "n_versions"})

@@ -580,3 +580,30 @@ def truth_check(fit: Fit, truth: dict[str, Any], term: str = "t") -> dict[str, A
             "estimate": float(row["estimate"]),
             "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
             "covered": bool(row["ci_low"] <= true <= row["ci_high"])}
+
+
+# ---- presenting fits in notebook 03 -----------------------------------------------------------
+
+#: Coefficient columns shown for every fit.
+FIT_COLUMNS = ["term", "estimate", "std_err", "ci_low", "ci_high", "p_value", "exp_estimate",
+               "exp_ci_low", "exp_ci_high"]
+
+
+def attempt(make: Callable[[], Any]) -> Any:
+    """Fit, or say in words why the snapshot cannot support the model (and return None)."""
+    try:
+        return make()
+    except TrendError as err:
+        print(f"not estimated: {err}")
+        return None
+
+
+def show_fit(fit: Fit) -> None:
+    """Print a fit as a reviewer reads it: the model in words, its formula, notes, coefficients."""
+    from .describe import printable
+
+    print(fit.words)
+    print("formula:", fit.formula, f"| errors: {fit.se_method} | population: {fit.population}")
+    for note in fit.notes:
+        print("note:", note)
+    print(printable(fit.tidy()[FIT_COLUMNS + ["dispersion", "n_periods"]]))
