@@ -63,7 +63,12 @@ def make_images(n: int, bad_every: int = 0) -> list[dict[str, Any]]:
 
 def image_level(item: dict[str, Any]) -> int:
     level = item.get("browsingLevel")
-    return level if isinstance(level, int) else item["nsfwLevel"]
+    if isinstance(level, int):
+        return level
+    if "nsfwLevel" not in item:  # 2023 shape: only the boolean nsfw (above PG or not)
+        return 2 if item.get("nsfw") else 1
+    level = item["nsfwLevel"]
+    return level if isinstance(level, int) else {v: k for k, v in LEGACY.items()}[level]
 
 
 def make_models(n: int) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ def test_image_levels(item, level):
 
 
 @pytest.mark.parametrize("item, reason", [
-    ({"nsfw": True}, "missing_nsfw_level"),
+    ({"id": 1}, "missing_nsfw_level"),  # a bare 2023 nsfw bool is level 0, not missing
     ({"browsingLevel": 31}, "bad_browsingLevel"),         # a mask is not an image level
     ({"nsfwLevel": "Spicy"}, "bad_nsfwLevel"),
 ])

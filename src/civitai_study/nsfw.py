@@ -46,6 +46,18 @@ DEFINITION_LABELS: dict[str, str] = {
     "r_plus": "R or above",
 }
 
+#: How each definition counts an image rated only by CivitAI's coarse boolean ``nsfw``
+#: (``nsfw_level`` 0 = not rated at bit level, ``nsfw_flag`` true/false; 2023 ``/images`` items).
+#: In that era ``nsfw`` meant "level above None", i.e. above PG, so ``above_pg`` counts the flag
+#: exactly; ``r_plus`` cannot tell PG-13 from R, so a flagged image is undecided (NULL) under it and
+#: drops out of that definition's numerator and denominator. The bit tests alone
+#: (:func:`is_nsfw`, :func:`sql_is_nsfw`) count every level-0 image as not NSFW; use the
+#: ``coarse`` variants wherever a snapshot can hold such images.
+COARSE_FLAG_RULE: dict[str, str] = {
+    "above_pg": "nsfw_flag counts exactly (true = NSFW, false = not)",
+    "r_plus": "nsfw_flag false = not NSFW; true = undecided (NULL), left out of the share",
+}
+
 #: Legacy string levels (2023 preview images, ``/images`` ``nsfwLevel`` strings) → single bit.
 LEGACY_STRING_LEVELS: dict[str, int] = {
     "None": 1,
@@ -75,3 +87,21 @@ def is_nsfw(level: int, definition: str = "above_pg") -> bool:
 def sql_is_nsfw(column: str, definition: str = "above_pg") -> str:
     """DuckDB SQL expression testing ``column`` against a definition's bit mask."""
     return f"(({column} & {check_definition(definition)}) <> 0)"
+
+
+def coarse_is_nsfw(level: int, flag: bool | None, definition: str = "above_pg") -> bool | None:
+    """Like :func:`is_nsfw`, but an image at level 0 with a coarse ``nsfw`` flag is counted by
+    :data:`COARSE_FLAG_RULE` (``None`` where the definition cannot decide)."""
+    if int(level) == 0 and flag is not None:
+        if definition == "above_pg":
+            return bool(flag)
+        check_definition(definition)
+        return False if not flag else None
+    return is_nsfw(level, definition)
+
+
+def sql_coarse_is_nsfw(level: str, flag: str, definition: str = "above_pg") -> str:
+    """DuckDB SQL of :func:`coarse_is_nsfw` over a level and an ``nsfw_flag`` column."""
+    bits = sql_is_nsfw(level, definition)
+    when_flagged = flag if definition == "above_pg" else f"(CASE WHEN NOT {flag} THEN false END)"
+    return f"(CASE WHEN {level} = 0 AND {flag} IS NOT NULL THEN {when_flagged} ELSE {bits} END)"

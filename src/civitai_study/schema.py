@@ -60,6 +60,10 @@ IMAGES = (
        "images[].hash", required=False),
     _c("media_type", pa.string(), "image, video or audio (null before 2024-12)", "images[].type",
        required=False),
+    _c("nsfw_flag", pa.bool_(), "CivitAI's coarse boolean nsfw (= level above PG) as the record "
+       "sent it; null when absent. Rows rated only by it (2023 /images) have nsfw_level 0; "
+       "nsfw.COARSE_FLAG_RULE says how each NSFW definition counts them", "images[].nsfw (bool)",
+       required=False),
 )
 
 MODELS = (

@@ -29,7 +29,16 @@ import pyarrow.parquet as pq
 
 from ..snapshot import Snapshot
 from .common import finish, input_description, start_import
-from .parse import Hasher, RecordError, image_level, is_missing, to_int, to_str, to_timestamp
+from .parse import (
+    Hasher,
+    RecordError,
+    image_level,
+    is_missing,
+    nsfw_flag,
+    to_int,
+    to_str,
+    to_timestamp,
+)
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 50_000
@@ -79,6 +88,23 @@ def _get(row: dict[str, Any], *names: str) -> Any:
     return None
 
 
+#: Columns (lower-cased) that :func:`parse_table_row` reads; any other column of the input is
+#: reported in the manifest as ``ignored_columns`` with its count of non-empty cells.
+READ_COLUMNS = frozenset(c.lower() for c in (
+    "id", "imageId", "image_id", "url", "createdAt", "created_at", "statsSummary", "stats", "Meta",
+    "browsingLevel", "nsfwLevel", "nsfw", "positivePrompt", "prompt", "negativePrompt",
+    "negative_prompt", "baseModel", "base_model", "usernameHash", "username_hash", "username",
+    "postId", "post_id", "width", "height", "hash", "blurhash", "type", "mediaType", "media_type",
+    *STAT_KEYS.values()))
+
+
+def count_ignored(row: dict[str, Any], ignored: dict[str, int]) -> None:
+    """Add ``row``'s columns that no field is read from to ``ignored`` (non-empty cells)."""
+    for name, value in row.items():
+        if str(name).lower() not in READ_COLUMNS:
+            ignored[str(name)] = ignored.get(str(name), 0) + (not is_missing(value))
+
+
 #: Key of a parsed row listing cells that could not be read (popped by the importer, counted).
 UNREADABLE = "_unreadable_cells"
 
@@ -122,13 +148,15 @@ def parse_table_row(row: dict[str, Any], hasher: Hasher, source: str) -> dict[st
     unreadable: list[str] = []
     stats = _mapping(_get(row, "statsSummary", "stats"), "statsSummary", unreadable)
     meta = _mapping(_get(row, "Meta", "meta"), "Meta", unreadable)
-    level = image_level({"browsingLevel": _get(row, "browsingLevel"),
-                         "nsfwLevel": _get(row, "nsfwLevel")})
+    rating = {"browsingLevel": _get(row, "browsingLevel"), "nsfwLevel": _get(row, "nsfwLevel"),
+              "nsfw": _get(row, "nsfw")}
+    level = image_level(rating)
     out = {
         "id": image_id,
         "created_at": to_timestamp(_get(row, "createdAt", "created_at"), "created_at",
                                    required=True),
         "nsfw_level": level,
+        "nsfw_flag": nsfw_flag(rating),
         "prompt": to_str(_get(row, "positivePrompt", "prompt") or meta.get("prompt")),
         "negative_prompt": to_str(_get(row, "negativePrompt", "negative_prompt")
                                   or meta.get("negativePrompt")),
@@ -141,6 +169,7 @@ def parse_table_row(row: dict[str, Any], hasher: Hasher, source: str) -> dict[st
         "model_id": None,
         "model_version_id": None,
         "blurhash": to_str(_get(row, "hash", "blurhash")),
+        "media_type": to_str(_get(row, "type", "mediaType", "media_type")),
     }
     for column, key in STAT_KEYS.items():
         value = _get(row, key)
@@ -179,8 +208,10 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
     rows = 0
     latest: datetime | None = None
     unreadable: dict[str, int] = {}
+    ignored: dict[str, int] = {}
     for number, row in enumerate(iter_rows(path), start=1):
         rows += 1
+        count_ignored(row, ignored)
         try:
             parsed = parse_table_row(row, hasher, dataset)
         except RecordError as err:
@@ -200,6 +231,8 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
         "records_read": rows,
         # rows kept, but these cells could not be read (their stats or prompt stay null)
         "unreadable_cells": dict(sorted(unreadable.items())),
+        # columns no snapshot field is read from, with their non-empty cells: kept on record
+        "ignored_columns": dict(sorted(ignored.items())),
         "note": "username hashes of the dataset were re-hashed with this project's key; "
                 "snapshot_date is the latest createdAt in the data",
     }

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..nsfw import LEGACY_STRING_LEVELS
+from ..nsfw import LEGACY_STRING_LEVELS, LEVEL_LABELS
 
 Hasher = Callable[[str | None], str | None]
 
@@ -170,11 +170,39 @@ def _single_level(value: Any, field_name: str) -> int | None:
     return level
 
 
+#: Level words, case-insensitive: the legacy API strings and this project's labels (PG-13, XXX).
+_LEVEL_WORDS = {
+    **{label.lower().replace("-", ""): level for level, label in LEVEL_LABELS.items()},
+    **{word.lower(): level for word, level in LEGACY_STRING_LEVELS.items()},
+}
+
+
+def level_word(text: str) -> int | None:
+    """A single-bit level from a word: None/Soft/Mature/X/Blocked (API) or PG/PG-13/R/XXX."""
+    return _LEVEL_WORDS.get(text.strip().lower().replace("-", ""))
+
+
+def nsfw_flag(item: dict[str, Any]) -> bool | None:
+    """The record's coarse boolean ``nsfw`` (``true``/``false`` or their text), else ``None``.
+
+    2023 ``/images`` items carry only this flag (``nsfw = level != None``, i.e. above PG); later
+    eras send it next to the level. A legacy level string in ``nsfw`` (preview images) is no flag.
+    """
+    raw = item.get("nsfw")
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    return None
+
+
 def image_level(item: dict[str, Any]) -> int:
     """An image's single-bit NSFW level from whichever field this era of the API sent.
 
     Preference: ``browsingLevel`` (the real int since 2024-03), then an int ``nsfwLevel``, then the
-    legacy strings in ``nsfwLevel`` / ``nsfw`` (None/Soft/Mature/X/Blocked).
+    legacy strings in ``nsfwLevel`` / ``nsfw`` (None/Soft/Mature/X/Blocked). A record rated only by
+    the boolean ``nsfw`` (2023 ``/images``) gets level 0, "not rated at bit level"; its coarse
+    rating is kept by :func:`nsfw_flag` (the ``nsfw_flag`` column), so the record is not lost.
     """
     if not is_missing(item.get("browsingLevel")):
         level = _single_level(item["browsingLevel"], "browsingLevel")
@@ -182,17 +210,21 @@ def image_level(item: dict[str, Any]) -> int:
             return level
     for key in ("nsfwLevel", "nsfw"):
         raw = item.get(key)
-        if is_missing(raw) or isinstance(raw, bool):
+        if is_missing(raw) or isinstance(raw, bool) or (
+                key == "nsfw" and nsfw_flag(item) is not None):
             continue
         if isinstance(raw, int | float) or (isinstance(raw, str) and raw.strip().isdigit()):
             level = _single_level(raw, key)
             if level is not None:
                 return level
         elif isinstance(raw, str):
-            if raw in LEGACY_STRING_LEVELS:
-                return LEGACY_STRING_LEVELS[raw]
+            level = level_word(raw)
+            if level is not None:
+                return level
             raise RecordError(f"bad_{key}", f"unknown NSFW level string {raw!r}")
-    raise RecordError("missing_nsfw_level", "no browsingLevel, nsfwLevel or nsfw string")
+    if nsfw_flag(item) is not None:
+        return 0
+    raise RecordError("missing_nsfw_level", "no browsingLevel, nsfwLevel or nsfw rating")
 
 
 def _stats(item: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +251,7 @@ def parse_image(item: Any, hasher: Hasher, source: str = "images_api") -> dict[s
         "id": to_int(item.get("id"), "id", required=True),
         "created_at": to_timestamp(item.get("createdAt"), "created_at", required=True),
         "nsfw_level": image_level(item),
+        "nsfw_flag": nsfw_flag(item),
         "prompt": to_str(meta.get("prompt")),
         "negative_prompt": to_str(meta.get("negativePrompt")),
         "base_model": to_str(item.get("baseModel")),
