@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "civitai_study.commands.calibrate",
     "civitai_study.commands.collect",
     "civitai_study.commands.importers",
+    "civitai_study.commands.acquire",
     "civitai_study.commands.code",
     "civitai_study.commands.coding",
     "civitai_study.commands.report",

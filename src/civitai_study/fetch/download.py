@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 from ..snapshot import sha256_file
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 
 
 class DownloadError(RuntimeError):
@@ -47,7 +46,9 @@ def _fetch_once(client: httpx.Client, url: str, part: Path, headers: dict[str, s
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have == size:
         return
-    request = dict(headers)
+    # byte ranges count stored bytes: ask for them as stored (no transfer compression), and
+    # write what arrives as it arrives so a dropped connection loses nothing already received
+    request = {"Accept-Encoding": "identity", **headers}
     if have:
         request["Range"] = f"bytes={have}-"
     with client.stream("GET", url, headers=request) as response:
@@ -65,7 +66,7 @@ def _fetch_once(client: httpx.Client, url: str, part: Path, headers: dict[str, s
         with open(part, mode) as handle, tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5],
                 disable=not progress, leave=False) as bar:
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_raw():
                 handle.write(chunk)
                 bar.update(len(chunk))
             handle.flush()

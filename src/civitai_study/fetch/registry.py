@@ -1,0 +1,95 @@
+"""The datasets ``civitai-study acquire NAME`` knows: where each lives, pinned, and how to check it.
+
+Each entry names its source and revision, its licence and access conditions, the records it should
+hold and a digest of those records in canonical form (:mod:`.digest`), so an acquisition is
+verified by content, not by archive bytes. ``None`` means "not known offline": it is computed at
+the first acquisition and written to the snapshot's manifest, where a maintainer can copy it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+REAL_2023_COMMIT = "294f1a35fa593cc98424bcb9aa1f1aba08ad9fe1"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    title: str
+    kind: str  # "github-archive" (a tarball of one JSON file per model) or "hf-dataset"
+    location: str  # archive URL, or the Hugging Face dataset id
+    revision: str | None  # git commit pinned; None = the hub's main, recorded when fetched
+    licence: str
+    access: str
+    importer: str | None  # the importer that turns the files into a snapshot
+    expected_records: int | None
+    record_digest: str | None
+    digest_note: str
+    archive_sha256: str | None = None  # only where archive bytes are stable
+    patterns: tuple[str, ...] = field(default=("*.parquet", "*.csv", "*.csv.gz"))
+
+
+REGISTRY: dict[str, Dataset] = {d.name: d for d in (
+    Dataset(
+        name="real-2023",
+        title="CivitAI /api/v1/models crawl of 2023-07-04 (17,982 models, 187,256 preview images)",
+        kind="github-archive",
+        location=f"https://github.com/dfanr/CivitaiModelList/archive/{REAL_2023_COMMIT}.tar.gz",
+        revision=REAL_2023_COMMIT,
+        licence="no licence in the repository; its README says the data is the official API "
+                "output, shared for learning; CivitAI's terms govern the content",
+        access="public GitHub repository dfanr/CivitaiModelList, no account needed",
+        importer="models-jsonl",
+        expected_records=17_982,
+        record_digest="multiset-sha256:"
+                      "33052f379924e6ad6eeca6fcab87abc8f4f411ff91a84fd0b71fba45f727d2fb",
+        digest_note="computed offline from ../shared/civitai-samples/models/"
+                    "dfanr_v1_models_2023-07-04.jsonl.gz, which SOURCES.md says holds every model "
+                    "item of this commit unchanged (one line per JSON file under models/<Type>/"
+                    "{normal,nsfw}/json/), 17,982 distinct model ids; not yet checked against a "
+                    "download of the archive itself, which could not be reached where the digest "
+                    "was computed (exact duplicate files in the archive are counted once)",
+    ),
+    Dataset(
+        name="civ-40k",
+        title="Civ-40K: 40.6k image records sampled from Civ-40M (Wagner & Cetinic 2025)",
+        kind="hf-dataset", location="pm-paper-datasets/Civ-40K", revision=None,
+        licence="CC BY-NC 4.0", access="gated on Hugging Face: log in, accept the terms on the "
+        "dataset page, set HF_TOKEN", importer="civ40k", expected_records=None,
+        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
+    ),
+    Dataset(
+        name="civ-40m",
+        title="Civ-40M: image metadata of over 40 million CivitAI images (Wagner & Cetinic 2025)",
+        kind="hf-dataset", location="pm-paper-datasets/Civ-40M", revision=None,
+        licence="CC BY-NC 4.0", access="gated on Hugging Face: log in, accept the terms on the "
+        "dataset page, set HF_TOKEN", importer="civ40k", expected_records=None,
+        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
+    ),
+    Dataset(
+        name="civ-models",
+        title="Civ-Models: over 230,000 CivitAI models (Wagner & Cetinic 2025)",
+        kind="hf-dataset", location="pm-paper-datasets/Civ-Models", revision=None,
+        licence="CC BY-NC 4.0", access="gated on Hugging Face: log in, accept the terms on the "
+        "dataset page, set HF_TOKEN", importer=None, expected_records=None,
+        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
+    ),
+    Dataset(
+        name="civiverse-6m",
+        title="Civiverse-6M: 6.5 million CivitAI image records, Oct 2023 - Apr 2024",
+        kind="hf-dataset", location="latentcanon/Civiverse-6M", revision=None,
+        licence="see the dataset card (gated)", access="gated on Hugging Face: log in, accept the "
+        "terms on the dataset page, set HF_TOKEN", importer="civiverse", expected_records=None,
+        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
+    ),
+)}
+
+
+def get(name: str) -> Dataset:
+    """The registry entry ``name``, or a message listing the names there are."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(REGISTRY)} "
+                         "(`civitai-study acquire --list` describes them)") from None
