@@ -73,6 +73,8 @@ def test_collect_images_keeps_all_three_eras(tmp_path):
     rows = snap.connect().execute(
         "SELECT id, nsfw_level, nsfw_flag FROM images ORDER BY id").fetchall()
     assert rows == [(1, 0, True), (2, 4, True), (3, 16, True)]
+    # crawled today, after 2025-05-22: the real-person share of images is not measurable
+    assert "real_person_share_of_images" in snap.manifest["not_measurable"]
 
 
 def test_table_importer_keeps_all_three_eras(tmp_path):

@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import yaml
 
-from . import describe
+from . import describe, limits
 from .paths import DATA_DIR
 from .snapshot import Snapshot
 
@@ -136,7 +136,10 @@ def compare_claims(claims: pd.DataFrame, estimates: dict[str, float],
         condition = None if pd.isna(claim.comparable_when) else str(claim.comparable_when)
         has_value = not pd.isna(claim.value)
         same = condition is not None and not snapshot.is_synthetic and condition in source_text
-        if value is None:
+        limit = limits.claim_limit(snapshot.manifest, claim.quantity)
+        if limit is not None:  # a number here would describe the API's filter, not CivitAI
+            value, verdict = None, limit
+        elif value is None:
             verdict = "no estimate (the snapshot cannot give this quantity)"
         elif same and has_value:
             verdict = "comparable"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import limits
 from ..importers.common import TOOL
 from ..importers.parse import (
     Hasher,
@@ -276,6 +277,8 @@ class _Crawl:
                 "max_items": self.opt.max_items, "rate_limit_per_s": self.opt.rate,
             },
             "clamp_check": clamp,
+            # what the API no longer returned on the crawl date (real-person exclusion)
+            "not_measurable": limits.for_crawl(self.endpoint, s.started_at),
             "tool": TOOL,
             "duplicates_dropped": dict(sorted(s.duplicates.items())),
             "quarantine": quarantine_summary(self.out),

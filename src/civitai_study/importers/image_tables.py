@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .. import limits
 from ..snapshot import Snapshot
 from .common import finish, input_description, start_import
 from .parse import (
@@ -237,6 +238,8 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
                 "snapshot_date is the latest createdAt in the data",
     }
     snapshot = finish(out, sink, sink.next_part, source,
-                      snapshot_date=latest.date().isoformat() if latest else None)
+                      snapshot_date=latest.date().isoformat() if latest else None,
+                      extra={"not_measurable": limits.for_import(latest, "images"),
+                             "not_measurable_note": limits.import_note(latest)})
     log.info("imported %s rows of %s in %.1f s", f"{rows:,}", dataset, time.monotonic() - started)
     return snapshot

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .. import limits
 from ..snapshot import Snapshot
 from .common import finish, input_description, open_text, start_import
 from .parse import Hasher, RecordError, parse_model
@@ -105,7 +106,9 @@ def import_models_jsonl(path: Path, out: Path, hasher: Hasher | None = None,
                 "is not in the data)",
     }
     snapshot = finish(out, sink, sink.next_part, source,
-                      snapshot_date=latest.date().isoformat() if latest else None)
+                      snapshot_date=latest.date().isoformat() if latest else None,
+                      extra={"not_measurable": limits.for_import(latest, "models"),
+                             "not_measurable_note": limits.import_note(latest)})
     log.info("imported %s records from %s in %.1f s: %s", f"{records:,}", path.name,
              time.monotonic() - started, snapshot.manifest["counts"])
     return snapshot
