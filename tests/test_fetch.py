@@ -204,3 +204,16 @@ def test_gated_hub_dataset_refused_then_acquired_with_a_token(server, tmp_path, 
     assert acquired["record_digest"].startswith("multiset-sha256:")
     assert acquired["verification"].startswith("not pinned")
     assert "hf_secret" not in json.dumps(manifest)
+
+
+def test_out_holding_other_files_is_refused_before_any_download(server, tmp_path):
+    state, base = server
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ValueError, match="not empty and holds no snapshot"):
+        acquire_dataset(dataclasses.replace(REGISTRY["real-2023"], location=base + "/x.tar.gz"),
+                        out, progress=False)
+    assert state.requests == [] and (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        acquire_dataset("nope", tmp_path / "new")

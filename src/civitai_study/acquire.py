@@ -134,7 +134,8 @@ def _quarantine_table(manifest: dict[str, Any]) -> Any:
 
 #: Manifest keys that describe how a snapshot was made (shown in notebook 01).
 CONDITION_KEYS = ("source", "snapshot_date", "window", "parameters", "request", "collection",
-                  "clamp_check", "tool", "imported_on", "duplicates_dropped")
+                  "clamp_check", "tool", "imported_on", "duplicates_dropped", "acquired",
+                  "not_measurable", "not_measurable_note")
 
 
 def snapshot_overview(snapshot: Snapshot) -> dict[str, Any]:

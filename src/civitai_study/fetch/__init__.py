@@ -46,6 +46,22 @@ def verify_records(entry: Dataset, digest: RecordDigest) -> str:
     return "matches the registry's pinned count and record digest"
 
 
+def _check_out(out: Path) -> None:
+    """Refuse, before downloading anything, an ``out`` that holds a crawl or other files."""
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            kind = json.loads(manifest.read_text(encoding="utf-8")).get("source", {}).get("kind")
+        except (json.JSONDecodeError, AttributeError):
+            kind = None
+        if kind == "collect":
+            raise ValueError(f"{out} holds a crawl; acquire into another folder instead of "
+                             "overwriting it")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no snapshot; choose an empty or new "
+                         "folder for --out")
+
+
 def _table_digest(folder: Path) -> RecordDigest:
     from ..importers.image_tables import iter_rows
 
@@ -103,6 +119,7 @@ def acquire_dataset(dataset: str | Dataset, out: Path | str, *, cache: Path | st
     """
     entry = get(dataset) if isinstance(dataset, str) else dataset
     out = Path(out)
+    _check_out(out)
     cache = Path(cache) if cache is not None else default_cache(out, entry.name)
     path, digest, described = _fetch(entry, cache, url, hf_endpoint, progress, attempts)
     if entry.importer is None:
