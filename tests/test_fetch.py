@@ -106,6 +106,9 @@ def test_acquire_end_to_end_resuming_a_dropped_download(server, tmp_path):
     assert manifest["quarantine"]["total"] == 0
     acquired = manifest["acquired"]
     assert acquired["dataset"] == "real-2023" and acquired["revision"] == COMMIT
+    # the claims about the 2023 crawl recognise it (their comparable_when is its file name)
+    assert "dfanr_v1_models_2023-07-04" in json.dumps(manifest["source"])
+    assert manifest["source"]["dataset"] == "real-2023"
     assert acquired["records"] == 254 and acquired["verification"].startswith("matches")
     assert acquired["archive_contents"] == {"duplicate_records": 1, "model_files": 255}
     assert acquired["archive"]["sha256"] == hashlib.sha256(archive).hexdigest()

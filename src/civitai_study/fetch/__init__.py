@@ -68,6 +68,11 @@ def _table_digest(folder: Path) -> RecordDigest:
     return RecordDigest().update(iter_rows(folder))
 
 
+def _quiet_http_log() -> None:
+    """httpx logs every request URL at INFO; progress is shown by the bar instead."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def _fetch(entry: Dataset, cache: Path, url: str | None, hf_endpoint: str | None,
            progress: bool, attempts: int) -> tuple[Path, RecordDigest, dict[str, Any]]:
     """Download and unpack ``entry``; the importer's input, the records' digest, a description."""
@@ -77,7 +82,7 @@ def _fetch(entry: Dataset, cache: Path, url: str | None, hf_endpoint: str | None
         archive = download(url or entry.location,
                            cache / f"{entry.name}-{(entry.revision or 'head')[:12]}.tar.gz",
                            sha256=entry.archive_sha256, attempts=attempts, progress=progress)
-        records = cache / "models.jsonl.gz"
+        records = cache / entry.records_name
         try:
             digest, counts = archive_to_jsonl(archive, records)
         except (OSError, EOFError, ValueError) as err:
@@ -120,6 +125,7 @@ def acquire_dataset(dataset: str | Dataset, out: Path | str, *, cache: Path | st
     entry = get(dataset) if isinstance(dataset, str) else dataset
     out = Path(out)
     _check_out(out)
+    _quiet_http_log()
     cache = Path(cache) if cache is not None else default_cache(out, entry.name)
     path, digest, described = _fetch(entry, cache, url, hf_endpoint, progress, attempts)
     if entry.importer is None:
@@ -129,6 +135,7 @@ def acquire_dataset(dataset: str | Dataset, out: Path | str, *, cache: Path | st
 
     snapshot = run_importer(entry.importer, path, out)
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    manifest["source"]["dataset"] = entry.name
     manifest["acquired"] = {
         "dataset": entry.name, "title": entry.title, "location": entry.location,
         "revision": described.get("revision", entry.revision), "licence": entry.licence,

@@ -27,6 +27,9 @@ class Dataset:
     record_digest: str | None
     digest_note: str
     archive_sha256: str | None = None  # only where archive bytes are stable
+    #: file name of the unpacked records (github-archive): the name the same records carry
+    #: elsewhere, so claims tied to that file (``comparable_when``) recognise them
+    records_name: str = "models.jsonl.gz"
     patterns: tuple[str, ...] = field(default=("*.parquet", "*.csv", "*.csv.gz"))
 
 
@@ -41,6 +44,7 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in (
                 "output, shared for learning; CivitAI's terms govern the content",
         access="public GitHub repository dfanr/CivitaiModelList, no account needed",
         importer="models-jsonl",
+        records_name="dfanr_v1_models_2023-07-04.jsonl.gz",
         expected_records=17_982,
         record_digest="multiset-sha256:"
                       "33052f379924e6ad6eeca6fcab87abc8f4f411ff91a84fd0b71fba45f727d2fb",
