@@ -73,6 +73,10 @@ def test_collect_images_keeps_all_three_eras(tmp_path):
     rows = snap.connect().execute(
         "SELECT id, nsfw_level, nsfw_flag FROM images ORDER BY id").fetchall()
     assert rows == [(1, 0, True), (2, 4, True), (3, 16, True)]
+    from civitai_study import describe
+
+    months = describe.images_by_month(snap.connect())  # the 2023 item counts by its flag
+    assert int(months["n_nsfw"].sum()) == 3 and int(months["n_r_plus"].sum()) == 2
     # crawled today, after 2025-05-22: the real-person share of images is not measurable
     assert "real_person_share_of_images" in snap.manifest["not_measurable"]
 
@@ -143,3 +147,28 @@ def test_definitions_count_the_coarse_flag():
         want = [coarse_is_nsfw(level, flag, definition) for level, flag in
                 con.execute("SELECT level, flag FROM t").fetchall()]
         assert got == want, definition
+
+
+def test_snapshots_written_before_nsfw_flag_still_read(small_sample, tmp_path):
+    """An older snapshot's images have no ``nsfw_flag``: readers see it as NULL, and the NSFW
+    counts are those of the bits."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from civitai_study import describe
+    from civitai_study.snapshot import load_snapshot, table_files, write_manifest
+
+    old = tmp_path / "old"
+    shutil.copytree(small_sample, old)
+    for path in table_files(old, "images"):
+        table = pq.read_table(path)
+        if "nsfw_flag" in table.column_names:
+            pq.write_table(table.drop_columns(["nsfw_flag"]), path)
+    write_manifest(old, load_snapshot(old).manifest)
+    con = load_snapshot(old).connect()
+    assert con.execute("SELECT count(nsfw_flag) FROM images").fetchone() == (0,)
+    months = describe.images_by_month(con)
+    bits = con.execute("SELECT count(*) FILTER (WHERE nsfw_level & 62 <> 0) FROM images "
+                       "WHERE created_at IS NOT NULL").fetchone()[0]
+    assert int(months["n_nsfw"].sum()) == bits

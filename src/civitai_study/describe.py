@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .logodds import weighted_log_odds
-from .nsfw import LEVEL_LABELS, NSFW_DEFINITIONS, sql_is_nsfw
+from .nsfw import LEVEL_LABELS, NSFW_DEFINITIONS, sql_coarse_is_nsfw, sql_is_nsfw
 
 #: Model tags that say a model depicts a real person (a text signal, beside the ``poi`` flag).
 REAL_PERSON_TAGS: tuple[str, ...] = (
@@ -84,15 +84,16 @@ def model_facts(con: duckdb.DuckDBPyConnection) -> None:
 def images_by_month(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Images per UTC month with counts under both NSFW definitions.
 
-    ``n_nsfw``: level above PG (CivitAI's flag); ``n_r_plus``: R or above; ``n_rated``: level not
-    0. Shares are of all images of the month. Undated images are left out (see
-    :func:`undated_counts`).
+    ``n_nsfw``: level above PG (CivitAI's flag; an image rated only by the coarse flag counts by
+    it, ``nsfw.COARSE_FLAG_RULE``); ``n_r_plus``: R or above (bits only: such an image counts as
+    not R+); ``n_rated``: level not 0. Shares are of all images of the month. Undated images are
+    left out (see :func:`undated_counts`).
     """
     frame = query(con, f"""
         SELECT {MONTH.format(col="created_at")} AS month,
                count(*) AS n_images,
                count(*) FILTER (WHERE nsfw_level <> 0) AS n_rated,
-               count(*) FILTER (WHERE {sql_is_nsfw("nsfw_level", "above_pg")}) AS n_nsfw,
+               count(*) FILTER (WHERE {sql_coarse_is_nsfw("nsfw_level", "nsfw_flag")}) AS n_nsfw,
                count(*) FILTER (WHERE {sql_is_nsfw("nsfw_level", "r_plus")}) AS n_r_plus
         FROM images WHERE created_at IS NOT NULL
         GROUP BY month ORDER BY month""")

@@ -97,10 +97,19 @@ class Snapshot:
         if memory_limit:
             con.execute(f"SET memory_limit = '{memory_limit}'")
         for table in TABLES:
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet({self.parquet_list(table)})"
-            )
+            con.execute(f"CREATE VIEW {table} AS SELECT *{self._absent_columns(table)} "
+                        f"FROM read_parquet({self.parquet_list(table)})")
         return con
+
+    def _absent_columns(self, table: str) -> str:
+        """Optional columns a snapshot written by an older version lacks, as typed NULLs, so
+        every reader sees one schema whichever version wrote the files."""
+        present = set(pq.read_schema(self.files[table][0]).names) if self.files[table] else set()
+        sql_types = {"bool": "BOOLEAN", "string": "VARCHAR", "int64": "BIGINT"}
+        extra = [f", CAST(NULL AS {sql_types[str(c.type)]}) AS {c.name}"
+                 for c in TABLES[table] if not c.required and c.name not in present
+                 and str(c.type) in sql_types]
+        return "".join(extra)
 
     def read_table(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """Read a (small) table fully into Arrow; use :meth:`connect` for image rows."""
