@@ -125,6 +125,9 @@ def acquire_dataset(dataset: str | Dataset, out: Path | str, *, cache: Path | st
     entry = get(dataset) if isinstance(dataset, str) else dataset
     out = Path(out)
     _check_out(out)
+    if url is not None and entry.kind != "github-archive":
+        raise ValueError(f"--url replaces an archive's location; {entry.name} comes from the "
+                         "Hugging Face hub: use --hf-endpoint for a mirror of the hub")
     _quiet_http_log()
     cache = Path(cache) if cache is not None else default_cache(out, entry.name)
     path, digest, described = _fetch(entry, cache, url, hf_endpoint, progress, attempts)

@@ -65,7 +65,7 @@ def _fetch_once(client: httpx.Client, url: str, part: Path, headers: dict[str, s
         total = size if size is not None else (have + int(length) if length else None)
         with open(part, mode) as handle, tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5],
-                disable=not progress, leave=False) as bar:
+                disable=None if progress else True, leave=False) as bar:
             for chunk in response.iter_raw():
                 handle.write(chunk)
                 bar.update(len(chunk))
