@@ -87,9 +87,13 @@ def crawl_archive(models: list[dict]) -> bytes:
 
 def small_entry(base: str, models: list[dict]) -> Dataset:
     """The real-2023 entry pointed at the local server, pinned to the small archive's records."""
+    versions = [v for m in models for v in m["modelVersions"]]
     return dataclasses.replace(REGISTRY["real-2023"], location=base + ARCHIVE_PATH,
                                expected_records=len(models),
-                               record_digest=RecordDigest().update(models).hexdigest)
+                               record_digest=RecordDigest().update(models).hexdigest,
+                               expected_rows={"models": len(models),
+                                              "model_versions": len(versions),
+                                              "images": sum(len(v["images"]) for v in versions)})
 
 
 def test_acquire_end_to_end_resuming_a_dropped_download(server, tmp_path):
@@ -110,6 +114,7 @@ def test_acquire_end_to_end_resuming_a_dropped_download(server, tmp_path):
     assert "dfanr_v1_models_2023-07-04" in json.dumps(manifest["source"])
     assert manifest["source"]["dataset"] == "real-2023"
     assert acquired["records"] == 254 and acquired["verification"].startswith("matches")
+    assert acquired["expected_rows"]["match"] is True
     assert acquired["archive_contents"] == {"duplicate_records": 1, "model_files": 255}
     assert acquired["archive"]["sha256"] == hashlib.sha256(archive).hexdigest()
     assert str(tmp_path) not in json.dumps(manifest)  # no absolute paths

@@ -146,6 +146,15 @@ def acquire_dataset(dataset: str | Dataset, out: Path | str, *, cache: Path | st
         "verification": verify_records(entry, digest), "digest_note": entry.digest_note,
         **{k: v for k, v in described.items() if k != "revision"},
     }
+    if entry.expected_rows:
+        got = {t: manifest.get("counts", {}).get(t) for t in entry.expected_rows}
+        manifest["acquired"]["expected_rows"] = {
+            "expected": dict(sorted(entry.expected_rows.items())), "match": got ==
+            entry.expected_rows}
+        if got != entry.expected_rows:
+            log.warning("%s imported as %s rows, the registry expects %s: the importer's rules "
+                        "changed since the registry entry was written", entry.name, got,
+                        entry.expected_rows)
     write_manifest(out, manifest)
     log.info("acquired %s: %s records verified", entry.name, f"{digest.count:,}")
     return load_snapshot(out) if snapshot is not None else None

@@ -30,6 +30,8 @@ class Dataset:
     #: file name of the unpacked records (github-archive): the name the same records carry
     #: elsewhere, so claims tied to that file (``comparable_when``) recognise them
     records_name: str = "models.jsonl.gz"
+    #: rows per snapshot table expected after import (checked, reported in the manifest)
+    expected_rows: dict[str, int] = field(default_factory=dict)
     patterns: tuple[str, ...] = field(default=("*.parquet", "*.csv", "*.csv.gz"))
 
 
@@ -46,6 +48,7 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in (
         importer="models-jsonl",
         records_name="dfanr_v1_models_2023-07-04.jsonl.gz",
         expected_records=17_982,
+        expected_rows={"models": 17_982, "model_versions": 27_018, "images": 187_256},
         record_digest="multiset-sha256:"
                       "33052f379924e6ad6eeca6fcab87abc8f4f411ff91a84fd0b71fba45f727d2fb",
         digest_note="computed offline from ../shared/civitai-samples/models/"
