@@ -141,6 +141,8 @@ def acquire_dataset(dataset: str | Dataset, out: Path | str, *, cache: Path | st
     manifest["source"]["dataset"] = entry.name
     manifest["acquired"] = {
         "dataset": entry.name, "title": entry.title, "location": entry.location,
+        "downloaded_from": "the registry's location" if url is None else
+        "a mirror given with --url (records checked against the registry as usual)",
         "revision": described.get("revision", entry.revision), "licence": entry.licence,
         "access": entry.access, "records": digest.count, "record_digest": digest.hexdigest,
         "verification": verify_records(entry, digest), "digest_note": entry.digest_note,
