@@ -253,7 +253,8 @@ def tidy(fit: Fit, level: float = 0.95) -> pd.DataFrame:
     res = fit.result
     ci = np.asarray(res.conf_int(alpha=1 - level))
     frame = pd.DataFrame({
-        "term": list(res.params.index),
+        "term": (list(res.params.index) if hasattr(res.params, "index")
+                 else list(res.model.exog_names)),  # generic-likelihood fits return arrays
         "estimate": np.asarray(res.params, dtype=float),
         "std_err": np.asarray(res.bse, dtype=float),
         "ci_low": ci[:, 0], "ci_high": ci[:, 1],
@@ -737,12 +738,14 @@ def standardised_residuals(fit: Fit) -> pd.Series:
 def ljung_box(fit: Fit, lags: int | None = None) -> dict[str, float]:
     """Ljung-Box test on :func:`standardised_residuals`, reported (never used as a gate).
 
-    The chi-square df is ``lags`` minus the number of slope parameters (``model_df``, at most
-    lags - 1): the residuals of a fitted trend have spent those degrees of freedom.
+    The chi-square df is ``lags`` minus the number of time terms (trend, level and slope
+    changes; ``model_df``, at most lags - 1): the residuals of a fitted trend have spent those degrees of freedom.
     """
     resid = standardised_residuals(fit)
     lags = lags or max(1, min(6, len(resid) // 5))
-    model_df = min(lags - 1, max(0, len(fit.result.params) - 1))
+    slopes = [n for n in fit.result.params.index
+              if n == "t" or str(n).startswith(("level[", "slope["))]  # not group effects
+    model_df = min(lags - 1, len(slopes))
     lb = acorr_ljungbox(resid.to_numpy(), lags=[lags], model_df=model_df)
     return {"lags": lags, "model_df": model_df, "q": float(lb["lb_stat"].iloc[0]),
             "p_value": float(lb["lb_pvalue"].iloc[0])}
