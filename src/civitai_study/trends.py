@@ -713,6 +713,25 @@ def model_comparison(fits: dict[str, Fit], reference: str | None = None) -> pd.D
     return out
 
 
+def joint_fit(fits: list[Fit]) -> Fit | None:
+    """The joint segmented fit among :func:`segmented`'s fits (None when it was not estimable)."""
+    return next((f for f in fits if f.name.endswith("| joint")), None)
+
+
+def segmented_comparison(linear: Fit, fits: list[Fit], outcome: str) -> pd.DataFrame:
+    """Quasi-AIC of the linear trend, the trend with measurement steps, each single-event model
+    and the joint model (labels as in the fitted-vs-observed table)."""
+    labelled = {"linear trend": linear}
+    for fit in fits:
+        tail = fit.name.split(" | ")[-1]
+        if tail == "no events":
+            if len(fit.result.params) > len(linear.result.params):
+                labelled["trend + measurement step"] = fit
+        else:
+            labelled["segmented (joint)" if tail == "joint" else f"single event {tail}"] = fit
+    return model_comparison(labelled).assign(outcome=outcome)
+
+
 # ---- diagnostics, fitted values, sensitivity ----------------------------------------------------
 
 def standardised_residuals(fit: Fit) -> pd.Series:
