@@ -107,7 +107,8 @@ def test_events_closer_than_min_side_are_dropped_and_said_so():
                                           "2025-06": "dropped"}
     assert "only 2 month(s) of data after break 2023-11" in chosen.loc["2024-01", "reason"]
     used = [months[0]] + sorted(chosen.index[chosen["status"] == "used"]) + ["2025-06"]
-    gaps = [trends.month_index(b) - trends.month_index(a) for a, b in zip(used, used[1:])]
+    gaps = [trends.month_index(b) - trends.month_index(a) for a, b in zip(used[:-1], used[1:],
+                                                                          strict=True)]
     assert min(gaps) >= 3  # no segment shorter than min_side
     no_measure = trends.select_events(events, months, 3, measurement=False)
     assert no_measure.set_index("break_month").loc["2024-04", "status"] == "dropped"

@@ -30,8 +30,16 @@ from scipy import stats
 from . import trends
 from .betabinomial import fit_betabinomial
 from .paths import CALIBRATION_DIR
-from .synthetic import (WINDOW_END, WINDOW_START, _allocate, _interp_log, _read,
-                        fit_nsfw_trend, load_calibration, months_between)
+from .synthetic import (
+    WINDOW_END,
+    WINDOW_START,
+    _allocate,
+    _interp_log,
+    _read,
+    fit_nsfw_trend,
+    load_calibration,
+    months_between,
+)
 
 GENERATORS = ("correct", "ar1", "composition", "break")
 #: The true break of the ``break`` generator: an event kept by ``select_events`` (2023-11).

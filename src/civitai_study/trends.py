@@ -758,7 +758,8 @@ def ljung_box(fit: Fit, lags: int | None = None) -> dict[str, float]:
     """Ljung-Box test on :func:`standardised_residuals`, reported (never used as a gate).
 
     The chi-square df is ``lags`` minus the number of time terms (trend, level and slope
-    changes; ``model_df``, at most lags - 1): the residuals of a fitted trend have spent those degrees of freedom.
+    changes; ``model_df``, at most lags - 1): the residuals of a fitted trend have spent those
+    degrees of freedom.
     """
     resid = standardised_residuals(fit)
     lags = lags or max(1, min(6, len(resid) // 5))
@@ -829,7 +830,8 @@ def sensitivity(con: duckdb.DuckDBPyConnection, drop_months: int = 3) -> pd.Data
     """The NSFW and real-person slopes under every reasonable alternative specification.
 
     NSFW: both definitions x all months/without the first ``drop_months``, monthly with
-    quasi-binomial or HAC errors and weekly with errors clustered by month. Real people: both signals x all/without the first months.
+    quasi-binomial or HAC errors and weekly with errors clustered by month. Real people: both
+    signals x all/without the first months.
     Specifications without enough data are listed with a note instead of an estimate.
     """
     rows = []
