@@ -18,7 +18,7 @@ N_SEEDS = 60
 
 @pytest.fixture(scope="module")
 def study() -> pd.DataFrame:
-    return simulate.run_study(N_SEEDS, generators=("correct", "composition", "break"))
+    return simulate.run_study(N_SEEDS, generators=("correct", "composition", "break"), light=True)
 
 
 def _rate(study: pd.DataFrame, generator: str, estimator: str) -> pd.Series:

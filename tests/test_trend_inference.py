@@ -174,3 +174,13 @@ def test_beta_binomial_alternative_recovers_the_slope():
         row = fit_betabinomial(_noisy_series(200 + seed), ["t"]).tidy().set_index("term").loc["t"]
         covered += row["ci_low"] <= 1.2 <= row["ci_high"]
     assert covered >= 8
+
+
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 7, 20):
+        p = rng.uniform(0, 0.2, size)
+        p[:1] = p[-1]  # a tie
+        assert trends.holm(p) == pytest.approx(multipletests(p, method="holm")[1])
