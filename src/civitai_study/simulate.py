@@ -218,6 +218,9 @@ def measure(generator: str, data: pd.DataFrame, week: pd.DataFrame, b1: float,
         lb = trends.ljung_box(linear)
         out.append({"estimator": "Ljung-Box on standardised residuals, p < 0.05",
                     "metric": "rejection rate", "hit": lb["p_value"] < 0.05})
+        out.append({"estimator": "Ljung-Box on standardised residuals, no df adjustment, "
+                                 "p < 0.05", "metric": "rejection rate",
+                    "hit": lb["p_value_plain_df"] < 0.05})
     return out
 
 

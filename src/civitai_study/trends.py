@@ -781,8 +781,10 @@ def ljung_box(fit: Fit, lags: int | None = None) -> dict[str, float]:
               if n == "t" or str(n).startswith(("level[", "slope["))]  # not group effects
     model_df = min(lags - 1, len(slopes))
     lb = acorr_ljungbox(resid.to_numpy(), lags=[lags], model_df=model_df)
+    plain = acorr_ljungbox(resid.to_numpy(), lags=[lags])
     return {"lags": lags, "model_df": model_df, "q": float(lb["lb_stat"].iloc[0]),
-            "p_value": float(lb["lb_pvalue"].iloc[0])}
+            "p_value": float(lb["lb_pvalue"].iloc[0]),
+            "p_value_plain_df": float(plain["lb_pvalue"].iloc[0])}
 
 
 def diagnostics(fit: Fit, first_months: int = 3) -> pd.DataFrame:
@@ -803,6 +805,8 @@ def diagnostics(fit: Fit, first_months: int = 3) -> pd.DataFrame:
         ("dispersion (Pearson chi2 / df)", _dispersion(fit)),
         (f"Ljung-Box Q (lag {lb['lags']}, df {lb['lags'] - lb['model_df']})", lb["q"]),
         (f"Ljung-Box p (lag {lb['lags']}, df {lb['lags'] - lb['model_df']})", lb["p_value"]),
+        (f"Ljung-Box p (lag {lb['lags']}, df {lb['lags']}, no adjustment)",
+         lb["p_value_plain_df"]),
         ("Durbin-Watson", float(durbin_watson(per_period.values))),
         ("lag-1 autocorrelation of residuals",
          float(per_period.autocorr(1)) if len(per_period) > 2 else float("nan")),
