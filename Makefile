@@ -13,13 +13,14 @@ KERNEL := civitai-study
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all setup venv sample run test lint report teaching lock clean help
+.PHONY: all setup venv sample run test lint report teaching simulation lock clean help
 
 help:
 	@echo "make all       set up, build the synthetic sample, run every notebook (figures, tables)"
 	@echo "make test      set up, then unit tests + nbval over the stored notebooks"
 	@echo "make report    static HTML site from the executed notebooks (_build/html)"
 	@echo "make teaching  teaching edition under teaching/"
+	@echo "make simulation  notebook 03's simulation study -> data/derived/simulation_coverage.csv"
 	@echo "make lock      re-resolve requirements.lock and environment.yml (needs network)"
 
 all: setup sample run
@@ -72,3 +73,7 @@ report: $(STAMP)
 
 teaching: $(STAMP)
 	$(BIN)/civitai-study teaching
+
+# Minutes, not seconds: kept out of `make all`; its table is committed and read by notebook 03.
+simulation: $(STAMP)
+	$(BIN)/python benchmarks/simulation.py --seeds 200

@@ -285,7 +285,12 @@ def test_fitted_vs_observed_data_gaps_and_finding():
     finding = finding_of(fig)
     assert finding == fig._suptitle.get_text()
     assert finding.startswith(f"NSFW share: {100 * start:.0f}% → {100 * end:.0f}%")
-    assert "segmented (joint) fits closest, mean gap 1.0 vs 5.0 points" in finding
+    assert "closest" not in finding and "quasi-AIC" not in finding  # no in-sample verdict
+    comparison = pd.DataFrame({"outcome": "nsfw_share", "fit": ["linear trend",
+                                                                "segmented (joint)"],
+                               "delta_qaic": [0.0, 7.5]})
+    ranked = trend_figures.fitted_vs_observed(nsfw, poi, events, comparison=comparison, **FOOT)
+    assert finding_of(ranked).endswith("quasi-AIC prefers the linear trend (by 7.5)")
     assert len(fig.axes) == 2 and "SYNTHETIC" in footer_text(fig)
     assert all("(%)" in ax.get_ylabel() and "month" in ax.get_xlabel() for ax in fig.axes)
     # the event inside the observed months is drawn, the one before them is not

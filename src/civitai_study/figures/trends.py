@@ -54,13 +54,16 @@ def _event_months(events: pd.DataFrame | None) -> list[str]:
 
 def fitted_vs_observed(fitted_nsfw: pd.DataFrame | None, fitted_poi: pd.DataFrame | None = None,
                        events: pd.DataFrame | None = None, *, source_label: str,
-                       synthetic: bool):
+                       synthetic: bool, comparison: pd.DataFrame | None = None):
     """Observed monthly shares (points, area ~ trials) against notebook 03's fitted shares (the
     linear trend and the segmented fit), one panel per outcome; dotted lines at event months.
 
     ``fitted_nsfw`` / ``fitted_poi``: ``fit, period, t, n, observed_share, fitted_share``
     (tables ``fitted_nsfw_share.csv`` and ``fitted_poi_share.csv``); either may be ``None`` or
     empty (that panel is left out). ``events``: ``break_month`` (or ``date``).
+    ``comparison``: ``outcome, fit, delta_qaic`` (``trends.model_comparison``); the title names
+    the fit quasi-AIC prefers, never the one closest in-sample (which is always the one with
+    more parameters). Without it the title states only the observed change.
     """
     panels = []
     for key, frame, what, unit in (
@@ -85,10 +88,8 @@ def fitted_vs_observed(fitted_nsfw: pd.DataFrame | None, fitted_poi: pd.DataFram
         panel_gaps = fit_gaps(frame)
         for k, fit in enumerate(fits):
             part = frame[frame["fit"] == fit]
-            gap = panel_gaps.set_index("fit").loc[fit, "mean_abs_gap"]
             ax.plot(_month_x(part["period"]), part["fitted_share"],
-                    color=FIT_COLORS[k % len(FIT_COLORS)], lw=1.4,
-                    label=f"{fit} (mean gap {100 * gap:.1f} points)")
+                    color=FIT_COLORS[k % len(FIT_COLORS)], lw=1.4, label=fit)
         for month in breaks:
             pos = models.month_index(month)
             if x.min() < pos < x.max():
@@ -105,13 +106,13 @@ def fitted_vs_observed(fitted_nsfw: pd.DataFrame | None, fitted_poi: pd.DataFram
     points = pd.concat(data, ignore_index=True)[["outcome"] + FITTED_COLUMNS]
     gaps = pd.concat(gaps, ignore_index=True)[["outcome", "fit", "n_periods", "n",
                                                 "mean_abs_gap"]]
-    title = _finding(points, gaps)
+    title = _finding(points, comparison)
     finish(fig, title, source_label, synthetic)
     return attach_data(fig, {"points": points, "gaps": gaps}, title)
 
 
-def _finding(points: pd.DataFrame, gaps: pd.DataFrame) -> str:
-    """Observed change of the first outcome, and which fit follows it more closely."""
+def _finding(points: pd.DataFrame, comparison: pd.DataFrame | None) -> str:
+    """Observed change of the first outcome and, given a quasi-AIC table, the preferred fit."""
     outcome = points["outcome"].iloc[0]
     part = points[points["outcome"] == outcome]
     first_fit = part["fit"].iloc[0]
@@ -121,10 +122,13 @@ def _finding(points: pd.DataFrame, gaps: pd.DataFrame) -> str:
     start = float(np.average(head["observed_share"], weights=head["n"]))
     end = float(np.average(tail["observed_share"], weights=tail["n"]))
     what = "NSFW share" if outcome == "nsfw_share" else "Real-person share of new models"
-    g = gaps[gaps["outcome"] == outcome].sort_values("mean_abs_gap", kind="stable")
-    best = g.iloc[0]
-    text = (f"{what}: {100 * start:.0f}% → {100 * end:.0f}% (first/last 3 months); "
-            f"{best['fit']} fits closest, mean gap {100 * best['mean_abs_gap']:.1f}")
-    if len(g) > 1:
-        text += f" vs {100 * g.iloc[-1]['mean_abs_gap']:.1f}"
-    return text + " points"
+    text = f"{what}: {100 * start:.0f}% → {100 * end:.0f}% (first/last 3 months)"
+    if comparison is not None and len(comparison):
+        shown = set(part["fit"])
+        c = comparison[(comparison["outcome"] == outcome) & comparison["fit"].isin(shown)]
+        if len(c) > 1:
+            c = c.sort_values("delta_qaic", kind="stable")
+            gap = float(c["delta_qaic"].iloc[-1] - c["delta_qaic"].iloc[0])
+            text += (f"; quasi-AIC prefers the {c['fit'].iloc[0]}"
+                     + (f" (by {gap:.1f})" if gap >= 2 else f" (by {gap:.1f}: no clear winner)"))
+    return text
