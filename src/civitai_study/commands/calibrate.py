@@ -13,8 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="re-derive data/calibration/ from the 2023 crawl",
                        description="Measure aggregates (never records) of a /api/v1/models "
                                    "JSONL crawl and write them as calibration CSVs.")
-    p.add_argument("--crawl", type=Path, default=DEFAULT_CRAWL)
-    p.add_argument("--out", type=Path, default=CALIBRATION_DIR)
+    p.add_argument("--crawl", type=Path, default=DEFAULT_CRAWL,
+                   help="the /api/v1/models JSONL crawl (gzip or not)")
+    p.add_argument("--out", type=Path, default=CALIBRATION_DIR,
+                   help="folder for the calibration CSVs")
     p.set_defaults(func=_run)
 
 

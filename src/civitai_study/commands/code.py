@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder (tables go to OUT/tables)")
     p.add_argument("--codebook", type=Path, default=None,
                    help="codebook YAML (default data/codebook/codebook.yaml)")
-    p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
+    p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS),
+                   help="text fields to code")
     p.add_argument("--workers", type=int, default=2, help="coding threads (default 2)")
     p.add_argument("--flags", action="store_true",
                    help="also write per-document category flags to OUT/tables/coded_flags.parquet")

@@ -28,11 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = cmds.add_parser("export-sample", help="write a stratified coding sheet per coder")
     e.add_argument("--data", type=Path, required=True, help="snapshot directory")
     e.add_argument("--out", type=Path, required=True, help="folder for the coding sheets")
-    e.add_argument("--coders", nargs="+", default=["coder_a", "coder_b"])
+    e.add_argument("--coders", nargs="+", default=["coder_a", "coder_b"],
+                   help="one sheet per coder name")
     e.add_argument("--per-stratum", type=int, default=10,
                    help="documents per year × NSFW stratum (default 10)")
-    e.add_argument("--field", choices=["prompt", "negative_prompt"], default="prompt")
-    e.add_argument("--seed", type=int, default=20250507)
+    e.add_argument("--field", choices=["prompt", "negative_prompt"], default="prompt",
+                   help="which text the coders read")
+    e.add_argument("--seed", type=int, default=20250507, help="random seed of the sample")
     e.set_defaults(func=_export)
 
     a = cmds.add_parser("agreement", help="kappa, alpha and automatic-coder precision/recall")
@@ -43,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = cmds.add_parser("candidates", help="inductive candidate terms (weighted log-odds)")
     c.add_argument("--data", type=Path, required=True, help="snapshot directory")
     c.add_argument("--out", type=Path, required=True, help="CSV to write")
-    c.add_argument("--top", type=int, default=100)
-    c.add_argument("--definition", default="above_pg", help="NSFW definition")
+    c.add_argument("--top", type=int, default=100, help="candidate terms per side")
+    c.add_argument("--definition", default="above_pg", choices=["above_pg", "r_plus"],
+                   help="NSFW definition")
     c.set_defaults(func=_candidates)
 
 

@@ -28,9 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--until", help="keep items created before this date (exclusive)")
         q.add_argument("--rate", type=_positive(float, allow_zero=True), default=DEFAULT_RATE,
                        help=f"requests per second (default {DEFAULT_RATE}; 0 = unlimited)")
-        q.add_argument("--max-items", type=_positive(int), help="stop after this many items")
+        q.add_argument("--max-items", type=_positive(int),
+                       help="stop after this many items (default: no limit)")
         q.add_argument("--timeout", type=_positive(float), default=defaults.timeout,
-                       help="seconds before a request counts as timed out")
+                       help="seconds before a request counts as timed out (more than zero)")
         q.add_argument("--part-rows", type=_positive(int), default=defaults.part_rows,
                        help="rows per Parquet part (work lost at most on a crash)")
         q.add_argument("--clamp-items", type=_positive(int), default=defaults.clamp_items,
