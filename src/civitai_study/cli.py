@@ -144,7 +144,7 @@ def report_error(command: str, err: BaseException, verbose: bool) -> int:
     if isinstance(err, OSError) and getattr(err, "filename", None) and \
             str(err.filename) not in text:
         text = f"{err.filename}: {text}"
-    known = isinstance(err, INPUT_ERRORS | RuntimeError | OSError)
+    known = isinstance(err, (*INPUT_ERRORS, RuntimeError, OSError))
     if not known:
         text = (f"unexpected {type(err).__name__}: {text} (please report it; re-run with -v for "
                 "the details)")

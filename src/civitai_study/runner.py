@@ -23,7 +23,6 @@ from typing import Any
 
 import nbformat
 import yaml
-
 from jupyter_client.manager import AsyncKernelManager
 
 from .parameters import ConfigError, declared_parameters, validate_config

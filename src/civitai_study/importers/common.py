@@ -95,16 +95,19 @@ class InputText:
         with open(path, "rb") as probe:
             magic = probe.read(2)
         self._raw = _TolerantGzip(path) if magic == b"\x1f\x8b" else None
-        binary = io.BufferedReader(self._raw) if self._raw else open(path, "rb")  # noqa: SIM115
-        self._text = io.TextIOWrapper(binary, encoding="utf-8")
+        self._bin = io.BufferedReader(self._raw) if self._raw else open(path, "rb")  # noqa: SIM115
         self.lines = 0  # complete lines read so far
 
-    def _decode_error(self, err: UnicodeDecodeError) -> ImportInputError:
-        hint = (" (the name ends in .gz but the file is not gzip-compressed)"
-                if self.path.name.endswith(".gz") and self._raw is None else "")
-        return ImportInputError(
-            f"{self.path}: line {self.lines + 1} is not UTF-8 text (byte "
-            f"0x{err.object[err.start]:02x}){hint}; is this the right file for this importer?")
+    def _decode(self, data: bytes, first_line: int) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = first_line + data.count(b"\n", 0, err.start)
+            hint = (" (the name ends in .gz but the file is not gzip-compressed)"
+                    if self.path.name.endswith(".gz") and self._raw is None else "")
+            raise ImportInputError(
+                f"{self.path}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x})"
+                f"{hint}; is this the right file for this importer?") from None
 
     def _note_truncation(self) -> None:
         if self._raw is not None and self._raw.truncated:
@@ -120,10 +123,7 @@ class InputText:
             yield line
 
     def readline(self, size: int = -1) -> str:
-        try:
-            line = self._text.readline(size)
-        except UnicodeDecodeError as err:
-            raise self._decode_error(err) from None
+        line = self._decode(self._bin.readline(size), self.lines + 1)
         if line.endswith("\n"):
             self.lines += 1
         else:
@@ -131,15 +131,14 @@ class InputText:
         return line
 
     def read(self, size: int = -1) -> str:
-        try:
-            text = self._text.read(size)
-        except UnicodeDecodeError as err:
-            raise self._decode_error(err) from None
+        data = self._bin.read(size)
+        text = self._decode(data, self.lines + 1)
+        self.lines += data.count(b"\n")
         self._note_truncation()
         return text
 
     def close(self) -> None:
-        self._text.close()
+        self._bin.close()
 
     def __enter__(self) -> InputText:
         return self
