@@ -58,6 +58,14 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, LookupError, FileNo
                                                   IsADirectoryError)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error line: ``error: PROG: what; see PROG --help``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples' line breaks and adds each option's default where the help lacks it."""
 
@@ -111,7 +119,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="civitai-study",
         description="Research compendium on CivitAI (Wagner & Cetinic 2025, reproduced). "
                     + CONTENT_WARNING,
@@ -134,13 +142,19 @@ def first_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def one_line(text: str) -> str:
+    """Library messages (YAML, Arrow) spread over lines with carets; keep their words on one."""
+    parts = [p.strip() for p in text.splitlines()]
+    return " ".join(p for p in parts if p and set(p) != {"^"})
+
+
 def report_error(command: str, err: BaseException, verbose: bool) -> int:
     """Print ``error: ...`` on stderr (the traceback only with -v) and return the exit code."""
     from .runner import RunError
 
     if verbose:
         traceback.print_exception(err, file=sys.stderr)
-    text = str(err).strip() if isinstance(err, RunError) else first_line(err)
+    text = str(err).strip() if isinstance(err, RunError) else one_line(first_line(err))
     if isinstance(err, OSError) and getattr(err, "filename", None) and \
             str(err.filename) not in text:
         text = f"{err.filename}: {text}"
