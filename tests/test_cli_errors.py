@@ -113,6 +113,8 @@ def test_bad_input_gives_one_clear_line(line, code, words, tmp_path, capsys):
         assert not others, err
     assert words.lower() in lines[0].lower(), err
     assert time.monotonic() - started < 30  # fail fast (no backoff on a dead server)
+    if argv[0] in ("import", "collect", "sample", "code"):
+        assert not Path(files["out"]).exists(), "a failed command left an output folder"
 
 
 def _parsers(parser: argparse.ArgumentParser):

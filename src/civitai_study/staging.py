@@ -118,3 +118,49 @@ class Rollback:
         finally:
             if self._backup is not None:
                 shutil.rmtree(self._backup, ignore_errors=True)
+
+
+class StagedFiles:
+    """Write a set of files into a staging folder beside ``target`` and move them into
+    ``target`` together on success (each move an atomic rename); on failure nothing moves.
+
+    ``with StagedFiles(out) as stage: write into stage`` — for commands whose outputs are a few
+    files in a folder that may hold other things (tables, coding sheets, calibration CSVs).
+    """
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.stage: Path | None = None
+
+    def __enter__(self) -> Path:
+        if self.target.exists() and not self.target.is_dir():
+            raise NotADirectoryError(f"{self.target} is a file; pass a folder")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.staging-",
+                                           dir=self.target.parent))
+        return self.stage
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self.stage is not None
+        try:
+            if exc_type is None:
+                self.target.mkdir(parents=True, exist_ok=True)
+                for path in sorted(self.stage.rglob("*")):
+                    if path.is_file():
+                        dest = self.target / path.relative_to(self.stage)
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(path, dest)
+        finally:
+            discard(self.stage)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary sibling and a rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

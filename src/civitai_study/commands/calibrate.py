@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..calibration import DEFAULT_CRAWL, derive_from_crawl
 from ..paths import CALIBRATION_DIR
+from ..staging import StagedFiles
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.crawl.is_file():
         raise FileNotFoundError(f"no crawl file at {args.crawl}; pass --crawl PATH to the "
                                 "dfanr_v1_models_2023-07-04.jsonl.gz file")
-    summary = derive_from_crawl(args.crawl, args.out)
+    with StagedFiles(args.out) as stage:  # the calibration CSVs change together, or not at all
+        summary = derive_from_crawl(args.crawl, stage)
     for key, value in summary.items():
         print(f"{key}: {value:,}")
     return 0

@@ -12,6 +12,7 @@ from ..coding.discovery import nsfw_candidates, poi_candidates
 from ..coding.reliability import agreement, export_sample, read_codings
 from ..paths import display_path
 from ..snapshot import load_snapshot
+from ..staging import StagedFiles, write_text_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,8 +62,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     codebook = load_codebook(args.codebook)
-    paths = export_sample(load_snapshot(args.data), codebook, args.out, args.coders,
-                          per_stratum=args.per_stratum, seed=args.seed, field=args.field)
+    if args.per_stratum < 1:
+        raise ValueError(f"--per-stratum {args.per_stratum}: must be 1 or more")
+    snapshot = load_snapshot(args.data)
+    with StagedFiles(args.out) as stage:
+        staged = export_sample(snapshot, codebook, stage, args.coders,
+                               per_stratum=args.per_stratum, seed=args.seed, field=args.field)
+    paths = [args.out / p.name for p in staged]
     for path in paths:
         print(f"wrote {display_path(path)}")
     print("Each coder fills the category columns with 1/0 independently; then run "
@@ -75,7 +81,8 @@ def _agreement(args: argparse.Namespace) -> int:
     table = agreement(read_codings(args.files, codebook), codebook)
     print(table.round(3).to_string(index=False))
     if args.out:
-        table.to_csv(args.out, index=False, float_format="%.6g", lineterminator="\n")
+        write_text_atomic(args.out, table.to_csv(index=False, float_format="%.6g",
+                                                 lineterminator="\n"))
         print(f"wrote {display_path(args.out)}")
     return 0
 
@@ -85,8 +92,7 @@ def _candidates(args: argparse.Namespace) -> int:
     snapshot = load_snapshot(args.data)
     table = pd.concat([nsfw_candidates(snapshot, codebook, args.definition, top=args.top),
                        poi_candidates(snapshot, codebook, top=args.top)], ignore_index=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False, lineterminator="\n")
+    write_text_atomic(args.out, table.to_csv(index=False, lineterminator="\n"))
     print(f"wrote {display_path(args.out)} ({len(table)} candidates; poi-side terms may be "
           "names of real people: do not publish them unredacted)")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 
@@ -63,7 +64,15 @@ def _run(args: argparse.Namespace) -> int:
                              rate=args.rate or None, max_items=args.max_items,
                              timeout=args.timeout, part_rows=args.part_rows,
                              clamp_items=args.clamp_items, backoff_initial=args.backoff)
-    snapshot = collect(args.endpoint, args.out, options)
+    existed = args.out.exists()
+    try:
+        snapshot = collect(args.endpoint, args.out, options)
+    except BaseException:
+        # A crawl that failed before its first page leaves no folder behind; one with parts
+        # stays, so that re-running the same command resumes it.
+        if not existed and args.out.is_dir() and not any(args.out.rglob("*.parquet")):
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     print(snapshot.describe())
     info = snapshot.manifest["collection"]
     print(f"Stopped: {info['stopped']}; {info['pages']:,} pages, {info['requests']:,} requests, "
