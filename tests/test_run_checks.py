@@ -62,6 +62,9 @@ def test_declared_parameters_come_from_the_parameters_cell():
     ({"02_descriptive_statistics": {"top_n_tag": 3}}, "top_n_tag"),
     ({"all": {"data_dir": "x"}}, "set by the runner"),
     ({"all": [1, 2]}, "mapping"),
+    ({"04_qualitative_coding": {"codebook_path": "/nonexistent/codebook.yaml"}},
+     "does not exist"),
+    ({"04_qualitative_coding": {"coding_files": ["../data/coding/none.csv"]}}, "does not exist"),
 ])
 def test_config_is_validated_before_anything_runs(config, match):
     with pytest.raises(ConfigError, match=match):

@@ -33,6 +33,8 @@ NONE_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     "out_dir": (str,), "importer": (str,), "path": (str,), "since": (str,), "until": (str,),
     "max_items": (int,), "base_url": (str,), "rate": (int, float), "codebook_path": (str,),
 }
+#: Parameters naming input files (relative to notebooks/): they must exist before a run starts.
+PATH_PARAMETERS = ("codebook_path", "path", "coding_files")
 #: Set by the runner itself; a config may not override them.
 RUNNER_OWNED = ("data_dir", "out_dir", "seed")
 #: Words that make a parameter name secret-like (compared with the name's ``_``-separated words).
@@ -173,7 +175,22 @@ def validate_config(data: Any, notebooks: list[Path], source: str = "config"
                                   "`civitai-study run --list-parameters`")
             for target in having:
                 _check_value(where, declared[target][name], value)
+            if name in PATH_PARAMETERS and value is not None:
+                _check_paths(where, name, value, notebooks)
     return data
+
+
+def _check_paths(where: str, name: str, value: Any, notebooks: list[Path]) -> None:
+    """Input files named in a config exist (relative paths are taken from notebooks/)."""
+    base = notebooks[0].parent if notebooks else Path.cwd()
+    for item in value if isinstance(value, list) else [value]:
+        text = str(item)
+        if text.startswith("hf:"):
+            continue
+        path = Path(text) if Path(text).is_absolute() else base / text
+        if not path.exists():
+            raise ConfigError(f"{where}: {name} {text!r} does not exist (relative paths are "
+                              "read from notebooks/); fix the path in the config")
 
 
 def parameters_text(notebooks: list[Path]) -> str:
