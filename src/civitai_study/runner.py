@@ -251,7 +251,21 @@ def run_notebooks(data_dir: Path, out_dir: Path | None = None, seed: int = 20250
     """
     paths = notebook_paths(only=only)
     extra = load_config(config, notebook_paths())
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise RunInputError(f"--out {shown_path(out_dir)} is a file; pass a folder")
     check_data(data_dir, out_dir, verify=verify)
+    created = out_dir is not None and not out_dir.exists()
+    try:
+        return _run_all(paths, data_dir, out_dir, seed, extra, progress)
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.rglob("*")):
+            out_dir.rmdir()  # a failed run into a new folder leaves no empty folder behind
+        raise
+
+
+def _run_all(paths: list[Path], data_dir: Path, out_dir: Path | None, seed: int,
+             extra: dict[str, dict[str, Any]], progress: bool | None) -> list[Path]:
+    """Execute ``paths`` with every output protected; store the notebooks only at the end."""
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
     targets = [(out_dir / "notebooks" / p.name) if out_dir else p for p in paths]
