@@ -53,24 +53,29 @@ def discard(stage: Path) -> None:
 def commit(stage: Path, target: Path, keep: Iterable[str] = ()) -> None:
     """Swap ``stage`` into place as ``target``.
 
-    Entries of the old ``target`` named in ``keep`` (a user's own files beside the snapshot) are
-    moved into the new folder first, unless the new snapshot has an entry of that name. The old
-    folder is renamed aside and deleted only after the new one is in place.
+    The old ``target`` is renamed aside, the stage renamed into place, and then the entries of
+    the old folder named in ``keep`` (a user's own files beside the snapshot) are moved into the
+    new one, unless it has an entry of that name. The old folder is deleted only when all of that
+    worked; if the swap itself fails, the old folder is put back.
     """
     stage, target = Path(stage), Path(target)
-    if target.is_dir():
-        for name in keep:
-            old = target / name
-            if (old.exists() or old.is_symlink()) and not (stage / name).exists():
-                os.replace(old, stage / name)
-        aside = target.parent / f".{target.name}{OLD_SUFFIX}"
-        discard(aside)
-        os.replace(target, aside)
-        os.replace(stage, target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
+    if not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(stage, target)
+        return
+    aside = target.parent / f".{target.name}{OLD_SUFFIX}"
+    discard(aside)
+    os.replace(target, aside)
+    try:
+        os.replace(stage, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    for name in keep:
+        old = aside / name
+        if (old.exists() or old.is_symlink()) and not (target / name).exists():
+            os.replace(old, target / name)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 class Rollback:
