@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..paths import SAMPLE_DIR
-from ..runner import RunError, notebook_paths, run_notebooks
+from ..runner import RunError, notebook_paths, run_notebooks, shown_path
 
 EXAMPLES = """examples:
   civitai-study run                                   # all notebooks on data/sample, in place
@@ -53,5 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         run_notebooks(args.data.resolve(), args.out.resolve() if args.out else None,
                       seed=args.seed, config=args.config, only=args.only, verify=args.verify)
     except RunError as err:
-        raise RunError(f"{err}\nNo stored notebook, table or figure was changed.") from None
+        where = (f"under {shown_path(args.out)} (apart from the .failed.ipynb)" if args.out
+                 else "in notebooks/, data/derived/, figures/ or README.md")
+        raise RunError(f"{err}\nNothing {where} was changed.") from None
     return 0
