@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         run_notebooks(args.data.resolve(), args.out.resolve() if args.out else None,
                       seed=args.seed, config=args.config, only=args.only, verify=args.verify)
     except RunError as err:
-        where = (f"under {shown_path(args.out)} (apart from the .failed.ipynb)" if args.out
+        where = (f"under {shown_path(args.out)}" if args.out
                  else "in notebooks/, data/derived/, figures/ or README.md")
-        raise RunError(f"{err}\nNothing {where} was changed.") from None
+        raise RunError(f"{err}\nNothing else {where} was changed.") from None
     return 0
