@@ -282,3 +282,17 @@ def test_successful_run_stores_every_notebook_together(small_sample, tmp_path, m
     written = runner.run_notebooks(small_sample)
     assert len(written) == 3
     assert all("executed" in p.read_text() for p in written)
+
+
+def test_export_sample_never_overwrites_a_filled_in_sheet(small_sample, tmp_path, capsys):
+    out = tmp_path / "sheets"
+    argv = ["coding", "export-sample", "--data", str(small_sample), "--out", str(out),
+            "--per-stratum", "2"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # the same sheets again: nothing to lose
+    sheet = sorted(out.glob("*.csv"))[0]
+    sheet.write_text(sheet.read_text() + "my coding\n")
+    before = tree(out)
+    assert main(argv) == 2
+    assert "exists and differs" in capsys.readouterr().err
+    assert tree(out) == before

@@ -146,3 +146,18 @@ def test_prompts_do_not_give_away_the_answer_and_come_once(tmp_path):
     assert not any("solution" in p.name.lower() for p in students.rglob("*"))
     with pytest.raises(ValueError, match="inside the student folder"):
         build_teaching(students, solutions_dir=students / "solutions")
+
+
+def test_teaching_never_replaces_a_foreign_folder(tmp_path):
+    """Issue 13: `teaching --out` into a folder of the user's refuses instead of deleting it."""
+    from civitai_study.teaching import build_teaching
+
+    own = tmp_path / "documents"
+    own.mkdir()
+    (own / "thesis.tex").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an earlier teaching edition"):
+        build_teaching(own, solutions_dir=None)
+    assert (own / "thesis.tex").read_text() == "mine"
+    build_teaching(tmp_path / "t", solutions_dir=None)
+    build_teaching(tmp_path / "t", solutions_dir=None)  # an earlier edition is rebuilt
+    assert (tmp_path / "t" / "INSTRUCTOR_GUIDE.md").is_file()

@@ -22,12 +22,12 @@ Generated files carry a note that they are generated; edit the research notebook
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
+from . import staging
 from .paths import NOTEBOOKS_DIR, ROOT
 
 TEACHING_DIR = ROOT / "teaching"
@@ -236,8 +236,10 @@ def build_teaching(out_dir: Path = TEACHING_DIR, notebooks_dir: Path = NOTEBOOKS
                    solutions_dir: Path | None = SOLUTIONS_DIR) -> list[Path]:
     """Write the teaching edition into ``out_dir``; returns the notebooks written.
 
-    The folder is rebuilt from scratch, so a notebook removed upstream disappears here too. The
-    solutions go to ``solutions_dir`` (refused inside ``out_dir``), or nowhere when None.
+    The folder is rebuilt from scratch (in a staging folder swapped in at the end), so a notebook
+    removed upstream disappears here too; a folder that is not an earlier teaching edition is
+    refused rather than replaced. The solutions go to ``solutions_dir`` (refused inside
+    ``out_dir``), or nowhere when None.
     """
     sources = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
     if not sources:
@@ -250,18 +252,23 @@ def build_teaching(out_dir: Path = TEACHING_DIR, notebooks_dir: Path = NOTEBOOKS
             out_dir.resolve()):
         raise ValueError(f"the solutions folder {solutions_dir} is inside the student folder "
                          f"{out_dir}; pass --solutions a folder outside it")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    written = []
-    for path in sources:
-        nb = student_notebook(nbformat.read(path, as_version=4), path.name)
-        nbformat.validate(nb)
-        target = out_dir / path.name
-        nbformat.write(nb, target)
-        written.append(target)
-    (out_dir / "INSTRUCTOR_GUIDE.md").write_text(GUIDE, encoding="utf-8")
-    (out_dir / "README.md").write_text(STUDENT_README, encoding="utf-8")
+    earlier = (out_dir / "INSTRUCTOR_GUIDE.md").is_file()
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not earlier:
+        raise FileExistsError(f"{out_dir} is not empty and is not an earlier teaching edition; "
+                              "nothing was changed. Pass --out a new or empty folder")
+    stage = staging.begin(out_dir)
+    try:
+        for path in sources:
+            nb = student_notebook(nbformat.read(path, as_version=4), path.name)
+            nbformat.validate(nb)
+            nbformat.write(nb, stage / path.name)
+        (stage / "INSTRUCTOR_GUIDE.md").write_text(GUIDE, encoding="utf-8")
+        (stage / "README.md").write_text(STUDENT_README, encoding="utf-8")
+        staging.commit(stage, out_dir)
+    except BaseException:
+        staging.discard(stage)
+        raise
+    written = [out_dir / path.name for path in sources]
     if solutions_dir is not None:
         Path(solutions_dir).mkdir(parents=True, exist_ok=True)
         (Path(solutions_dir) / "SOLUTIONS.md").write_text(solutions_markdown(sources),

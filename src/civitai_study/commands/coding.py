@@ -68,6 +68,11 @@ def _export(args: argparse.Namespace) -> int:
     with StagedFiles(args.out) as stage:
         staged = export_sample(snapshot, codebook, stage, args.coders,
                                per_stratum=args.per_stratum, seed=args.seed, field=args.field)
+        for path in staged:  # a coder's filled-in sheet is never overwritten
+            existing = args.out / path.name
+            if existing.is_file() and existing.read_bytes() != path.read_bytes():
+                raise FileExistsError(f"{existing} exists and differs from a fresh sheet (filled "
+                                      "in already?); nothing was written. Pass --out a new folder")
     paths = [args.out / p.name for p in staged]
     for path in paths:
         print(f"wrote {display_path(path)}")
