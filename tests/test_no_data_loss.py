@@ -296,3 +296,12 @@ def test_export_sample_never_overwrites_a_filled_in_sheet(small_sample, tmp_path
     assert main(argv) == 2
     assert "exists and differs" in capsys.readouterr().err
     assert tree(out) == before
+
+
+def test_import_refuses_a_folder_with_the_users_own_table_files(tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "images.parquet").write_bytes(b"my own file")
+    with pytest.raises(FileExistsError, match="not a snapshot"):
+        run_importer("models-jsonl", models_file(tmp_path / "a.jsonl", range(1, 3)), own)
+    assert (own / "images.parquet").read_bytes() == b"my own file"

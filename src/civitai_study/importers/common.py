@@ -52,7 +52,18 @@ _CURRENT: contextvars.ContextVar[_ImportState | None] = contextvars.ContextVar(
 
 def prepare_out(out: Path) -> Path:
     """Check ``out`` and return a fresh staging folder beside it; ``out`` itself is untouched
-    until :func:`finish` swaps the complete snapshot in."""
+    until :func:`finish` swaps the complete snapshot in.
+
+    Files named like snapshot tables in a folder that is not a snapshot (no manifest) are a
+    user's own and are never replaced: such a folder is refused.
+    """
+    out = Path(out)
+    if out.is_dir() and not (out / MANIFEST).is_file():
+        clash = sorted(n for n in os.listdir(out) if n in LAYOUT)
+        if clash:
+            raise FileExistsError(f"{out} holds {', '.join(clash)} but is not a snapshot (no "
+                                  f"{MANIFEST}); nothing was changed. Pass --out a new or empty "
+                                  "folder")
     return staging.begin(out)
 
 
