@@ -239,7 +239,7 @@ def write_snapshot(root: str | Path, tables: dict[str, pa.Table], manifest: dict
     return load_snapshot(root)
 
 
-def snapshot_files_changed(root: Path, manifest: dict[str, Any]) -> list[str]:
+def unlisted_parquet_files(root: Path, manifest: dict[str, Any]) -> list[str]:
     """Parquet files under ``root`` that the manifest does not list (a foreign or stale file)."""
     listed = set(manifest.get("files", {}))
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet")

@@ -499,9 +499,9 @@ def check_sample_target(out: Path) -> None:
         raise FileExistsError(
             f"{out} is not empty and does not hold an earlier synthetic sample; nothing was "
             "changed. Pass --out a new or empty folder (e.g. data/sample)")
-    from .snapshot import snapshot_files_changed
+    from .snapshot import unlisted_parquet_files
 
-    foreign = snapshot_files_changed(out, manifest)
+    foreign = unlisted_parquet_files(out, manifest)
     if foreign:
         raise FileExistsError(
             f"{out} holds Parquet files its sample manifest does not list ({', '.join(foreign[:3])}"
