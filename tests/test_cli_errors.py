@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import gzip
 import socket
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from civitai_study.cli import CONTENT_WARNING, build_parser, main
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_civitai import FakeCivitai, make_images  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +155,36 @@ def test_list_parameters(capsys):
     assert main(["run", "--list-parameters"]) == 0
     out = capsys.readouterr().out
     assert "drop_months = 3 (int)" in out and "one of above_pg, r_plus" in out
+
+
+def test_collect_with_rate_zero_is_unlimited_end_to_end(tmp_path, monkeypatch):
+    """`--rate 0` runs without any pause (it once hung in retries)."""
+    server = FakeCivitai(images=make_images(300), max_limit=100)
+    url = server.start()
+    try:
+        started = time.monotonic()
+        rc = main(["collect", "images", "--out", str(tmp_path / "c"), "--base-url", url,
+                   "--rate", "0", "--max-items", "200", "--clamp-items", "100000"])
+        assert rc == 0
+        assert time.monotonic() - started < 20
+    finally:
+        server.stop()
+
+
+def test_run_checks_checksums_before_any_notebook(small_sample, tmp_path, monkeypatch, capsys):
+    """A snapshot file that does not match the manifest stops `run` before a kernel starts."""
+    import shutil
+
+    from civitai_study import runner
+
+    copy = tmp_path / "snap"
+    shutil.copytree(small_sample, copy)
+    target = copy / "models.parquet"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    target.write_bytes(bytes(data))
+    monkeypatch.setattr(runner, "execute_one", lambda *a, **k: pytest.fail("a notebook ran"))
+    assert main(["run", "--data", str(copy), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "does not match its sha256" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
