@@ -71,6 +71,8 @@ CASES = [
     ("run --only 99", 1, "no notebook matches"),
     ("run --seed x", 2, "--seed"),
     ("calibrate --crawl {missing}", 2, "no crawl file"),
+    ("calibrate --crawl {garbage.gz} --out {out}", 2, "not a readable"),
+    ("calibrate --crawl {notgz.jsonl.gz} --out {out}", 2, "not a readable"),
     ("collect images --out {out} --since 2025-01-01 --until 2024-01-01", 2, "--since"),
     ("collect images --out {out} --since yesterday", 2, "not a date"),
     ("collect images --out {out} --rate -1", 2, "--rate"),
@@ -117,7 +119,7 @@ def test_bad_input_gives_one_clear_line(line, code, words, tmp_path, capsys):
         assert not others, err
     assert words.lower() in lines[0].lower(), err
     assert time.monotonic() - started < 30  # fail fast (no backoff on a dead server)
-    if argv[0] in ("import", "collect", "sample", "code"):
+    if argv[0] in ("import", "collect", "sample", "code", "calibrate"):
         assert not Path(files["out"]).exists(), "a failed command left an output folder"
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import zlib
 from pathlib import Path
 
 from ..calibration import DEFAULT_CRAWL, derive_from_crawl
@@ -25,8 +28,15 @@ def _run(args: argparse.Namespace) -> int:
     if not args.crawl.is_file():
         raise FileNotFoundError(f"no crawl file at {args.crawl}; pass --crawl PATH to the "
                                 "dfanr_v1_models_2023-07-04.jsonl.gz file")
-    with StagedFiles(args.out) as stage:  # the calibration CSVs change together, or not at all
-        summary = derive_from_crawl(args.crawl, stage)
+    try:
+        with StagedFiles(args.out) as stage:  # the calibration CSVs change together, or not at all
+            summary = derive_from_crawl(args.crawl, stage)
+    except (UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile,
+            json.JSONDecodeError) as err:
+        kind = "ends early (an interrupted download?)" if isinstance(err, EOFError) else \
+            f"is not a readable JSON-lines crawl ({type(err).__name__}: {str(err)[:80]})"
+        raise ValueError(f"{args.crawl} {kind}; nothing was written. Pass --crawl the complete "
+                         "dfanr_v1_models_2023-07-04.jsonl.gz (re-download it if needed)") from None
     for key, value in summary.items():
         print(f"{key}: {value:,}")
     return 0
