@@ -7,6 +7,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from civitai_study import runner
 from civitai_study.cli import main
+from civitai_study.parameters import ConfigError
 from civitai_study.runner import RunError, clean_notebook, execute_one, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +34,10 @@ def test_run_refuses_missing_snapshot(tmp_path, capsys):
 def test_config_rejects_secrets(tmp_path):
     cfg = tmp_path / "c.yml"
     cfg.write_text("all:\n  api_key: abc\n")
-    with pytest.raises(RunError, match="environment"):
+    with pytest.raises(ConfigError, match="environment"):
         load_config(cfg)
     cfg.write_text("- not a mapping\n")
-    with pytest.raises(RunError, match="mapping"):
+    with pytest.raises(ConfigError, match="mapping"):
         load_config(cfg)
 
 
@@ -82,7 +83,14 @@ def test_failing_notebook_names_cell_and_keeps_original(tmp_path):
     before = src.read_bytes()
     with pytest.raises(RunError) as info:
         execute_one(src, src, {}, progress=False)
-    assert "99_fail.ipynb failed in cell 1" in str(info.value)
+    failed = tmp_path / "99_fail.failed.ipynb"
+    assert failed.is_file()
+    cells = nbformat.read(failed, as_version=4).cells
+    index = next(i for i, c in enumerate(cells) if c.cell_type == "code" and any(
+        o.get("output_type") == "error" for o in c.outputs))
+    assert cells[index].source == "raise ValueError('boom')"
+    # the index named is the one in the .failed.ipynb, and its path is complete
+    assert f"99_fail.ipynb failed in cell {index} (In [2])" in str(info.value)
+    assert str(failed) in str(info.value)
     assert "ValueError: boom" in str(info.value)
     assert src.read_bytes() == before
-    assert (tmp_path / "99_fail.failed.ipynb").is_file()

@@ -9,6 +9,7 @@ Skips with a reason when Chromium or Playwright is missing; ``.ci/run`` installs
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -115,3 +116,28 @@ def test_report_sources_are_in_report_folder():
     config = yaml.safe_load((ROOT / "report" / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "off"
     assert DERIVED_DIR.name == "derived"
+
+
+def test_landing_labels_synthetic_findings_dedupes_and_links(tmp_path):
+    """Issue 13: synthetic findings are labelled as such, listed once, figures carry alt text,
+    the paper is a link and the claims table cannot spill under the contents bar."""
+    notebooks = stage(tmp_path / "src")
+    landing = (tmp_path / "src" / "index.md").read_text()
+    assert "https://arxiv.org/abs/2505.04600" in landing
+    assert ".claims table{width:100%" in landing and "overflow-x:auto" in landing
+    if not any(nb.name.startswith("01_") for nb in notebooks):
+        return
+    from civitai_study.report import is_synthetic_run
+
+    if is_synthetic_run(notebooks):
+        assert "What this run shows (synthetic)" in landing
+        assert "What the study finds" not in landing
+    items = re.findall(r"<li>(.*?) \(<a", landing.split('<ul class="findings">')[1]
+                       .split("</ul>")[0]) if '<ul class="findings">' in landing else []
+    assert len(items) == len(set(items)), "a finding is listed twice"
+    for path in (tmp_path / "src" / "notebooks").glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code" and any(
+                    str(m).startswith("image/") for o in cell.get("outputs", [])
+                    for m in o.get("data", {})):
+                assert cell.metadata["mystnb"]["image"]["alt"], f"{path.name} {cell.get('id')}"

@@ -99,3 +99,65 @@ def test_teaching_command_is_registered_and_deterministic(tmp_path, capsys):
     assert "INSTRUCTOR_GUIDE.md" in capsys.readouterr().out
     for path in sorted((tmp_path / "a").iterdir()):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+GENERIC_CALLS = {"print", "finding_of", "plotted_data", "write_table", "save", "table", "printable",
+                 "concat", "round", "to_string", "pivot", "isin", "sum", "len", "str", "int",
+                 "float", "list", "sorted", "DataFrame", "show"}
+
+
+def _called_names(source: str) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name and name not in GENERIC_CALLS:
+                names.add(name)
+    return names
+
+
+def test_prompts_do_not_give_away_the_answer_and_come_once(tmp_path):
+    """Issue 13: a prompt names the module to look in, never the function that answers it; one
+    task has one prompt; the solutions are not beside the student notebooks."""
+    import re
+
+    from civitai_study.paths import NOTEBOOKS_DIR
+    from civitai_study.teaching import SOLUTION_TAG, build_teaching
+
+    for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if SOLUTION_TAG not in cell.metadata.get("tags", []):
+                continue
+            prompt = str(cell.metadata.get("exercise", ""))
+            for name in _called_names(cell.source):
+                assert not re.search(rf"\b{re.escape(name)}\b", prompt), \
+                    f"{path.name} {cell.id}: the prompt gives away {name}()"
+    students, solutions = tmp_path / "teaching", tmp_path / "solutions"
+    written = build_teaching(students, solutions_dir=solutions)
+    for path in written:
+        cells = nbformat.read(path, as_version=4).cells
+        for a, b in zip(cells, cells[1:], strict=False):
+            assert not ("**Exercise.**" in a.source and "**Exercise.**" in b.source
+                        and a.cell_type == b.cell_type == "markdown"), f"{path.name}: two prompts"
+    assert (solutions / "SOLUTIONS.md").is_file()
+    assert not any("solution" in p.name.lower() for p in students.rglob("*"))
+    with pytest.raises(ValueError, match="inside the student folder"):
+        build_teaching(students, solutions_dir=students / "solutions")
+
+
+def test_teaching_never_replaces_a_foreign_folder(tmp_path):
+    """Issue 13: `teaching --out` into a folder of the user's refuses instead of deleting it."""
+    from civitai_study.teaching import build_teaching
+
+    own = tmp_path / "documents"
+    own.mkdir()
+    (own / "thesis.tex").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an earlier teaching edition"):
+        build_teaching(own, solutions_dir=None)
+    assert (own / "thesis.tex").read_text() == "mine"
+    build_teaching(tmp_path / "t", solutions_dir=None)
+    build_teaching(tmp_path / "t", solutions_dir=None)  # an earlier edition is rebuilt
+    assert (tmp_path / "t" / "INSTRUCTOR_GUIDE.md").is_file()

@@ -45,11 +45,24 @@ def cell_link(notebook: str | Path, cell_id: str) -> str:
     return f"notebooks/{Path(notebook).stem}.html#{cell_anchor(notebook, cell_id)}"
 
 
-def stage_notebook(source: Path, target: Path) -> None:
-    """Copy an executed notebook, with an anchor before each code cell and no cell re-run."""
+def _has_image(cell) -> bool:
+    return any(str(mime).startswith("image/") for out in cell.get("outputs", [])
+               for mime in out.get("data", {}))
+
+
+def stage_notebook(source: Path, target: Path, alts: dict[str, str] | None = None) -> None:
+    """Copy an executed notebook, with an anchor before each code cell and no cell re-run.
+
+    Every figure gets alt text: the finding the figure index records for its cell (``alts``,
+    keyed by cell id), else a pointer to the cell that made it.
+    """
     nb = nbformat.read(source, as_version=4)
     cells = []
     for cell in nb.cells:
+        if cell.cell_type == "code" and _has_image(cell):
+            alt = (alts or {}).get(str(cell.get("id", ""))) or \
+                f"Figure made by cell {cell.get('id', '')} of {source.name}; see the text around it"
+            cell.metadata.setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt
         if cell.cell_type == "code" and cell.get("id"):
             anchor = nbformat.v4.new_markdown_cell(
                 f'<a id="{cell_anchor(source, cell.id)}"></a>')
@@ -95,13 +108,22 @@ def figure_rows(tables_dir: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def findings_html(rows: pd.DataFrame) -> str:
+def findings_html(rows: pd.DataFrame, synthetic: bool = False) -> str:
+    """One item per distinct finding (figures that state the same finding are listed together);
+    on the synthetic sample the list says it describes the generator."""
     own = rows[rows["function"] != ""]
     if own.empty:
         return "<p>No figures yet: run the notebooks (<code>make all</code>).</p>"
-    items = [f'<li>{_esc(r.finding)} (<a href="{cell_link(r.notebook, r.cell_id)}">'
-             f"{_esc(r.figure)}</a>)</li>" for r in own.itertuples(index=False)]
-    return '<ul class="findings">\n' + "\n".join(items) + "\n</ul>"
+    grouped: dict[str, list[str]] = {}
+    for r in own.itertuples(index=False):
+        link = f'<a href="{cell_link(r.notebook, r.cell_id)}">{_esc(r.figure)}</a>'
+        grouped.setdefault(" ".join(str(r.finding).split()), []).append(link)
+    items = [f"<li>{_esc(finding)} ({', '.join(links)})</li>"
+             for finding, links in grouped.items()]
+    lead = ("<p><strong>Synthetic run:</strong> these statements describe the synthetic "
+            "generator the repository ships with, not CivitAI; they show what each analysis "
+            "reports, not what the study finds.</p>\n") if synthetic else ""
+    return lead + '<ul class="findings">\n' + "\n".join(items) + "\n</ul>"
 
 
 def gallery_html(rows: pd.DataFrame, figures_dir: Path) -> str:
@@ -153,8 +175,11 @@ def claims_html(claims_path: Path, tables_dir: Path, notebooks: list[Path]) -> s
             f"<td><small>{_esc(c.population)}</small></td>"
             f"<td>{_esc(format_value(c.this_run, unit))}<br><small>{link}</small></td>"
             f"<td><small>{_esc(c.verdict)}</small></td></tr>")
-    return ('<div class="claims"><table class="table">\n<thead>' + head + "</thead>\n<tbody>\n"
-            + "\n".join(body) + "\n</tbody></table></div>")
+    style = ("<style>.claims{max-width:100%;overflow-x:auto}.claims table{width:100%;"
+             "table-layout:fixed;overflow-wrap:anywhere}.claims td,.claims th{vertical-align:top}"
+             "</style>\n")
+    return (style + '<div class="claims"><table class="table">\n<thead>' + head
+            + "</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>")
 
 
 def figure_index_md(rows: pd.DataFrame) -> str:
@@ -201,22 +226,27 @@ def stage(staging: Path, sources: Path = REPORT_SOURCES, notebooks_dir: Path = N
     staging.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copyfile(sources / name, staging / name)
+    rows = figure_rows(tables_dir)
     for path in notebooks:
-        stage_notebook(path, staging / "notebooks" / path.name)
+        alts = {r.cell_id: str(r.finding) for r in rows.itertuples(index=False)
+                if r.notebook == path.name and r.cell_id}
+        stage_notebook(path, staging / "notebooks" / path.name, alts)
     extra = staging / "_extra" / "figures"
     extra.mkdir(parents=True)
     for png in sorted(figures_dir.glob("*.png")):
         shutil.copyfile(png, extra / png.name)
-    rows = figure_rows(tables_dir)
     note = ""
-    if is_synthetic_run(notebooks):
+    synthetic = is_synthetic_run(notebooks)
+    if synthetic:
         note = ("```{important}\nThese pages were run on the **SYNTHETIC** sample that ships with "
                 "the repository: every number describes the generator, not CivitAI. Run the "
                 "notebooks on a real snapshot for findings about the platform.\n```")
     landing = (sources / "index.md").read_text(encoding="utf-8")
-    for marker, text in zip(MARKERS, (note, findings_html(rows), gallery_html(rows, figures_dir),
-                                      claims_html(claims_path, tables_dir, notebooks)),
-                            strict=True):
+    if synthetic:
+        landing = landing.replace("## What the study finds", "## What this run shows (synthetic)")
+    parts = (note, findings_html(rows, synthetic), gallery_html(rows, figures_dir),
+             claims_html(claims_path, tables_dir, notebooks))
+    for marker, text in zip(MARKERS, parts, strict=True):
         landing = landing.replace(marker, text)
     (staging / "index.md").write_text(landing, encoding="utf-8")
     (staging / "figure_index.md").write_text(figure_index_md(rows), encoding="utf-8")

@@ -218,14 +218,100 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def write_snapshot(root: str | Path, tables: dict[str, pa.Table], manifest: dict[str, Any]
                    ) -> Snapshot:
-    """Write whole tables as ``<table>.parquet`` plus the manifest; returns the loaded snapshot."""
+    """Write whole tables as ``<table>.parquet`` plus the manifest; returns the loaded snapshot.
+
+    The snapshot is built in a staging folder beside ``root`` and swapped in only when complete
+    and valid, so a failure leaves whatever ``root`` held untouched. Files in ``root`` that are
+    not part of the snapshot layout are kept.
+    """
+    from . import staging
+
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     for table in TABLES:
         if table not in tables:
             raise SnapshotError(f"write_snapshot: no data given for table {table!r}")
-        data = conform(table, tables[table])
-        pq.write_table(data, root / f"{table}.parquet", compression="zstd",
-                       row_group_size=256_000)
-    write_manifest(root, manifest)
+    stage = staging.begin(root)
+    try:
+        for table in TABLES:
+            data = conform(table, tables[table])
+            pq.write_table(data, stage / f"{table}.parquet", compression="zstd",
+                           row_group_size=256_000)
+        write_manifest(stage, manifest)
+        load_snapshot(stage)
+        layout = {MANIFEST, *TABLES, *(f"{t}.parquet" for t in TABLES)}
+        keep = sorted(p.name for p in root.iterdir() if p.name not in layout) \
+            if root.is_dir() else []
+        staging.commit(stage, root, keep=keep)
+    except BaseException:
+        staging.discard(stage)
+        raise
     return load_snapshot(root)
+
+
+def unlisted_parquet_files(root: Path, manifest: dict[str, Any]) -> list[str]:
+    """Parquet files under ``root`` that the manifest does not list (a foreign or stale file)."""
+    listed = set(manifest.get("files", {}))
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet")
+                  if p.relative_to(root).as_posix() not in listed)
+
+
+CACHE_ENV = "CIVITAI_STUDY_CACHE"
+
+
+def checksum_cache_path() -> Path:
+    """Where verified checksums are remembered: outside the repository's tracked folders."""
+    import os
+
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env) / "verified-checksums.json"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "civitai-study" / "verified-checksums.json"
+
+
+def verify_files(snapshot: Snapshot, full: bool = False) -> int:
+    """Check every table file against the sha256 in the manifest; return how many were hashed.
+
+    Fast path: a file whose size and modification time match a remembered verification with the
+    same checksum is not re-hashed; the first use (or ``full``) hashes every file.
+    """
+    import os
+
+    cache_path = checksum_cache_path()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    recorded = snapshot.manifest.get("files", {})
+    hashed = 0
+    for paths in snapshot.files.values():
+        for path in paths:
+            rel = path.relative_to(snapshot.root).as_posix()
+            want = recorded.get(rel, {}).get("sha256") if isinstance(recorded, dict) else None
+            if want is None:
+                raise SnapshotError(f"{snapshot.root / rel} is not listed in {MANIFEST}; "
+                                    "re-create the snapshot (or remove the stray file)")
+            stat = path.stat()
+            key = str(path.resolve())
+            seen = cache.get(key)
+            fresh = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": want}
+            if not full and seen == fresh:
+                continue
+            hashed += 1
+            if sha256_file(path) != want:
+                raise SnapshotError(
+                    f"{snapshot.root / rel} does not match its sha256 in {MANIFEST} (changed or "
+                    "corrupted after it was written); re-create the snapshot, e.g. "
+                    "`civitai-study sample --out DIR` or the importer that made it")
+            cache[key] = fresh
+    if hashed:
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(cache_path.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache, indent=1, sort_keys=True), encoding="utf-8")
+            tmp.replace(cache_path)
+        except OSError:
+            pass  # the cache only saves time; without it the next run hashes again
+    return hashed

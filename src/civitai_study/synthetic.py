@@ -476,6 +476,38 @@ def _is_current(out: Path, parameters: dict, digest: str) -> bool:
             and existing.manifest.get("parameters") == parameters)
 
 
+def check_sample_target(out: Path) -> None:
+    """Refuse to write a sample over anything but an empty folder or an earlier sample.
+
+    A sample written into an imported snapshot would relabel real data synthetic (or the other way
+    round), and a user's own files must never be replaced by generated ones.
+    """
+    import json
+
+    from .snapshot import MANIFEST
+
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; pass --out a new or empty folder for the sample")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if not (isinstance(manifest, dict) and manifest.get("synthetic") is True
+            and manifest.get("generator") == "civitai_study.synthetic"):
+        raise FileExistsError(
+            f"{out} is not empty and does not hold an earlier synthetic sample; nothing was "
+            "changed. Pass --out a new or empty folder (e.g. data/sample)")
+    from .snapshot import unlisted_parquet_files
+
+    foreign = unlisted_parquet_files(out, manifest)
+    if foreign:
+        raise FileExistsError(
+            f"{out} holds Parquet files its sample manifest does not list ({', '.join(foreign[:3])}"
+            f"); nothing was changed. Move them away or pass --out a new or empty folder")
+
+
 def write_sample(out: Path, config: SampleConfig = SampleConfig(),
                  calibration_dir: Path = CALIBRATION_DIR, force: bool = False) -> Snapshot:
     """Generate the synthetic snapshot into ``out`` (overwriting its tables).
@@ -489,6 +521,7 @@ def write_sample(out: Path, config: SampleConfig = SampleConfig(),
     parameters = asdict(config)
     if not force and _is_current(Path(out), parameters, digest):
         return load_snapshot(out)
+    check_sample_target(Path(out))
     tables, truth = generate_tables(config, calibration_dir)
     manifest = {
         "synthetic": True,

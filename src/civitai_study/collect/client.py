@@ -174,6 +174,12 @@ class ApiClient:
             response = self._http.get(path, params=params)
         except httpx.TimeoutException:
             raise TransientError("timeout") from None
+        except httpx.ConnectError as err:
+            if self.stats.requests == 1 and self.stats.retries == 0:
+                # Nothing has answered yet: a wrong --base-url or no network, not a hiccup.
+                raise ApiError(f"cannot connect to {self.base_url} ({err or 'connection refused'})"
+                               "; check --base-url and the network, then re-run") from None
+            raise TransientError(f"connection error ({type(err).__name__})") from None
         except httpx.TransportError as err:
             raise TransientError(f"connection error ({type(err).__name__})") from None
         status = response.status_code

@@ -89,6 +89,9 @@ class _Crawl:
         self.endpoint, self.out, self.opt = endpoint, out, options
         self.since = _bound(options.since, "since")
         self.until = _bound(options.until, "until")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(f"--since {options.since} is not before --until {options.until} "
+                             "(until is exclusive): the window is empty; swap or fix the dates")
         self.request = dict(REQUESTS[endpoint])
         window = {"since": options.since, "until": options.until}
         out.mkdir(parents=True, exist_ok=True)

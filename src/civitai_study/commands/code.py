@@ -10,6 +10,7 @@ from ..coding.codebook import load_codebook
 from ..coding.coder import FIELDS, code_snapshot
 from ..paths import display_path
 from ..snapshot import load_snapshot
+from ..staging import StagedFiles
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder (tables go to OUT/tables)")
     p.add_argument("--codebook", type=Path, default=None,
                    help="codebook YAML (default data/codebook/codebook.yaml)")
-    p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
+    p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS),
+                   help="text fields to code")
     p.add_argument("--workers", type=int, default=2, help="coding threads (default 2)")
     p.add_argument("--flags", action="store_true",
                    help="also write per-document category flags to OUT/tables/coded_flags.parquet")
@@ -49,13 +51,18 @@ def write_coding_tables(result, tables: Path) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     codebook = load_codebook(args.codebook)
     snapshot = load_snapshot(args.data)
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: must be 1 or more")
     tables = args.out / "tables"
     start = time.perf_counter()
-    result = code_snapshot(snapshot, codebook, fields=tuple(args.fields), workers=args.workers,
-                           flags_path=tables / "coded_flags.parquet" if args.flags else None)
+    with StagedFiles(tables) as stage:  # all tables appear together, or none
+        result = code_snapshot(snapshot, codebook, fields=tuple(args.fields),
+                               workers=args.workers,
+                               flags_path=stage / "coded_flags.parquet" if args.flags else None)
+        names = [p.name for p in write_coding_tables(result, stage)]
     elapsed = time.perf_counter() - start
-    for path in write_coding_tables(result, tables):
-        print(f"wrote {display_path(path)}")
+    for name in names:
+        print(f"wrote {display_path(tables / name)}")
     summary = result.fields_summary()
     print(summary.to_string(index=False))
     print(f"codebook {codebook.name} v{codebook.version}: {len(codebook.terms)} terms; "

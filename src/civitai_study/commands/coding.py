@@ -12,6 +12,7 @@ from ..coding.discovery import nsfw_candidates, poi_candidates
 from ..coding.reliability import agreement, export_sample, read_codings
 from ..paths import display_path
 from ..snapshot import load_snapshot
+from ..staging import StagedFiles, write_text_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,11 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = cmds.add_parser("export-sample", help="write a stratified coding sheet per coder")
     e.add_argument("--data", type=Path, required=True, help="snapshot directory")
     e.add_argument("--out", type=Path, required=True, help="folder for the coding sheets")
-    e.add_argument("--coders", nargs="+", default=["coder_a", "coder_b"])
+    e.add_argument("--coders", nargs="+", default=["coder_a", "coder_b"],
+                   help="one sheet per coder name")
     e.add_argument("--per-stratum", type=int, default=10,
                    help="documents per year × NSFW stratum (default 10)")
-    e.add_argument("--field", choices=["prompt", "negative_prompt"], default="prompt")
-    e.add_argument("--seed", type=int, default=20250507)
+    e.add_argument("--field", choices=["prompt", "negative_prompt"], default="prompt",
+                   help="which text the coders read")
+    e.add_argument("--seed", type=int, default=20250507, help="random seed of the sample")
     e.set_defaults(func=_export)
 
     a = cmds.add_parser("agreement", help="kappa, alpha and automatic-coder precision/recall")
@@ -43,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = cmds.add_parser("candidates", help="inductive candidate terms (weighted log-odds)")
     c.add_argument("--data", type=Path, required=True, help="snapshot directory")
     c.add_argument("--out", type=Path, required=True, help="CSV to write")
-    c.add_argument("--top", type=int, default=100)
-    c.add_argument("--definition", default="above_pg", help="NSFW definition")
+    c.add_argument("--top", type=int, default=100, help="candidate terms per side")
+    c.add_argument("--definition", default="above_pg", choices=["above_pg", "r_plus"],
+                   help="NSFW definition")
     c.set_defaults(func=_candidates)
 
 
@@ -58,8 +62,18 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     codebook = load_codebook(args.codebook)
-    paths = export_sample(load_snapshot(args.data), codebook, args.out, args.coders,
-                          per_stratum=args.per_stratum, seed=args.seed, field=args.field)
+    if args.per_stratum < 1:
+        raise ValueError(f"--per-stratum {args.per_stratum}: must be 1 or more")
+    snapshot = load_snapshot(args.data)
+    with StagedFiles(args.out) as stage:
+        staged = export_sample(snapshot, codebook, stage, args.coders,
+                               per_stratum=args.per_stratum, seed=args.seed, field=args.field)
+        for path in staged:  # a coder's filled-in sheet is never overwritten
+            existing = args.out / path.name
+            if existing.is_file() and existing.read_bytes() != path.read_bytes():
+                raise FileExistsError(f"{existing} exists and differs from a fresh sheet (filled "
+                                      "in already?); nothing was written. Pass --out a new folder")
+    paths = [args.out / p.name for p in staged]
     for path in paths:
         print(f"wrote {display_path(path)}")
     print("Each coder fills the category columns with 1/0 independently; then run "
@@ -72,7 +86,8 @@ def _agreement(args: argparse.Namespace) -> int:
     table = agreement(read_codings(args.files, codebook), codebook)
     print(table.round(3).to_string(index=False))
     if args.out:
-        table.to_csv(args.out, index=False, float_format="%.6g", lineterminator="\n")
+        write_text_atomic(args.out, table.to_csv(index=False, float_format="%.6g",
+                                                 lineterminator="\n"))
         print(f"wrote {display_path(args.out)}")
     return 0
 
@@ -82,8 +97,7 @@ def _candidates(args: argparse.Namespace) -> int:
     snapshot = load_snapshot(args.data)
     table = pd.concat([nsfw_candidates(snapshot, codebook, args.definition, top=args.top),
                        poi_candidates(snapshot, codebook, top=args.top)], ignore_index=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False, lineterminator="\n")
+    write_text_atomic(args.out, table.to_csv(index=False, lineterminator="\n"))
     print(f"wrote {display_path(args.out)} ({len(table)} candidates; poi-side terms may be "
           "names of real people: do not publish them unredacted)")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 
@@ -28,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--until", help="keep items created before this date (exclusive)")
         q.add_argument("--rate", type=_positive(float, allow_zero=True), default=DEFAULT_RATE,
                        help=f"requests per second (default {DEFAULT_RATE}; 0 = unlimited)")
-        q.add_argument("--max-items", type=_positive(int), help="stop after this many items")
+        q.add_argument("--max-items", type=_positive(int),
+                       help="stop after this many items (default: no limit)")
         q.add_argument("--timeout", type=_positive(float), default=defaults.timeout,
-                       help="seconds before a request counts as timed out")
+                       help="seconds before a request counts as timed out (more than zero)")
         q.add_argument("--part-rows", type=_positive(int), default=defaults.part_rows,
                        help="rows per Parquet part (work lost at most on a crash)")
         q.add_argument("--clamp-items", type=_positive(int), default=defaults.clamp_items,
@@ -62,7 +64,15 @@ def _run(args: argparse.Namespace) -> int:
                              rate=args.rate or None, max_items=args.max_items,
                              timeout=args.timeout, part_rows=args.part_rows,
                              clamp_items=args.clamp_items, backoff_initial=args.backoff)
-    snapshot = collect(args.endpoint, args.out, options)
+    existed = args.out.exists()
+    try:
+        snapshot = collect(args.endpoint, args.out, options)
+    except BaseException:
+        # A crawl that failed before its first page leaves no folder behind; one with parts
+        # stays, so that re-running the same command resumes it.
+        if not existed and args.out.is_dir() and not any(args.out.rglob("*.parquet")):
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     print(snapshot.describe())
     info = snapshot.manifest["collection"]
     print(f"Stopped: {info['stopped']}; {info['pages']:,} pages, {info['requests']:,} requests, "

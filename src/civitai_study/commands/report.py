@@ -25,7 +25,6 @@ def _run(args: argparse.Namespace) -> int:
     try:
         index = build_report(args.out.resolve(), quiet=not args.verbose_build)
     except ReportError as err:
-        print(f"civitai-study report: {err}")
-        return 1
+        raise RuntimeError(str(err)) from None
     print(f"report written: {display_path(index)} (open it in a browser)")
     return 0

@@ -12,11 +12,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     defaults = SampleConfig()
     p = sub.add_parser("sample", help="write the synthetic default snapshot",
                        description="Write a deterministic synthetic snapshot calibrated to real "
-                                   "aggregates (data/calibration/). It is labelled synthetic.")
+                                   "aggregates (data/calibration/). It is labelled synthetic. "
+                                   "OUT must be new, empty or hold an earlier sample; the sample "
+                                   "is built beside it and swapped in only when complete.")
     p.add_argument("--out", type=Path, required=True, help="snapshot directory to write")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--images", type=int, default=defaults.n_images, help="number of images")
-    p.add_argument("--models", type=int, default=defaults.n_models, help="number of models")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="random seed (same seed, same sample)")
+    p.add_argument("--images", type=int, default=defaults.n_images,
+                   help="number of images (at least 1,000)")
+    p.add_argument("--models", type=int, default=defaults.n_models,
+                   help="number of models (at least 100)")
     p.set_defaults(func=_run)
 
 
