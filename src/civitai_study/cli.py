@@ -49,6 +49,8 @@ EXAMPLES: dict[str, list[str]] = {
                                        "sheets/ben.csv --out agreement.csv"],
     "civitai-study coding candidates": ["civitai-study coding candidates --data data/sample "
                                         "--out /tmp/candidates.csv --top 50"],
+    "civitai-study acquire": ["civitai-study acquire --list",
+                              "civitai-study acquire real-2023 --out data/real-2023"],
     "civitai-study report": ["civitai-study report", "civitai-study report --out /tmp/site"],
     "civitai-study teaching": ["civitai-study teaching", "civitai-study teaching --out /tmp/t"],
 }
