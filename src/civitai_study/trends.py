@@ -37,8 +37,9 @@ from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import durbin_watson
 from statsmodels.tools import sm_exceptions
 
+from . import describe
 from .describe import REAL_PERSON_TAGS, _sql_list
-from .nsfw import check_definition, sql_is_nsfw
+from .nsfw import check_definition
 from .paths import DATA_DIR
 
 TIME_ORIGIN = "2022-11"
@@ -108,12 +109,8 @@ def nsfw_counts(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
                 freq: str = "month") -> pd.DataFrame:
     """Rated images (``n``) and NSFW images (``k``) per period; unrated (level 0) left out."""
     check_definition(definition)
-    frame = con.execute(f"""
-        SELECT {_period_sql(freq)} AS period, count(*) AS n,
-               count(*) FILTER (WHERE {sql_is_nsfw("nsfw_level", definition)}) AS k
-        FROM images WHERE created_at IS NOT NULL AND nsfw_level <> 0
-        GROUP BY period ORDER BY period""").df()
-    return add_time(frame, freq)
+    # the denominator shared with notebook 02 and the claims table (describe.rated_nsfw_counts)
+    return add_time(describe.rated_nsfw_counts(con, definition, freq), freq)
 
 
 def poi_counts(con: duckdb.DuckDBPyConnection, signal: str = "poi",
