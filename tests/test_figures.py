@@ -315,7 +315,8 @@ def test_categories_over_time_drops_undated_and_shows_fitted_trend():
     assert list(data.index) == ["2024-01", "2024-02"]  # the undated row is left out
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "a (odds ×1.50/year)" in labels and "b" in labels  # no odds ratio: plain label
-    assert data.loc["2024-02", "a"] == 0.3 and "vocabulary grew most" in finding_of(fig)
+    assert data.loc["2024-02", "a"] == 0.3 and "all NSFW levels pooled" in finding_of(fig)
+    assert finding_of(fig).endswith("not adjusted for the NSFW mix")
 
 
 @pytest.fixture
@@ -377,7 +378,8 @@ def test_reliability_leaves_undefined_out_and_says_why(agreement_table):
     assert "undefined (no consensus positives)" in notes
     assert "undefined (no automatic positives)" in notes
     assert finding_of(fig) == ("2 of 3 categories reach alpha ≥ 0.667; highest 'body' (0.85), "
-                               "lowest 'quality' (-0.10); undefined for 1 (no variation)")
+                               "lowest 'quality' (-0.10); undefined for 1 (no variation); "
+                               "2 not reliable enough for a trend claim")
     assert ax.get_ylim()[0] <= -0.3 and "coefficient" in ax.get_ylabel()
 
 
@@ -387,7 +389,7 @@ def test_reliability_demonstration_and_all_undefined(agreement_table):
     empty = agreement_table.assign(cohen_kappa=np.nan, krippendorff_alpha=np.nan)
     fig = coded.reliability(empty, **FOOT)
     assert finding_of(fig) == ("Krippendorff's alpha is undefined for every category "
-                               "(no variation)")
+                               "(no variation): none is reliable enough for a trend claim")
     with pytest.raises(ValueError, match="auto_recall"):
         coded.reliability(agreement_table.drop(columns="auto_recall"), **FOOT)
 
