@@ -87,7 +87,21 @@ def test_trend_recovers_a_known_slope():
     data = plotted_data(fig)
     assert set(data["definition"]) == {"above_pg", "r_plus"} and len(data) == 72
     assert "rises" in finding_of(fig)
+    # the headline odds ratio appears under both definitions, side by side, main one first
+    title = finding_of(fig)
+    assert "above PG (main)" in title and "R or above ×" in title
+    assert title.index("above PG (main)") < title.index("R or above ×")
     assert any("rework" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_headline_finding_names_both_definitions_and_directions():
+    up = {"odds_ratio_per_year": 4.12, "ci_low": 3.85, "ci_high": 4.41}
+    flat = {"odds_ratio_per_year": 1.01, "ci_low": 0.9, "ci_high": 1.1}
+    assert volume.headline_finding({"above_pg": up, "r_plus": up}) == (
+        "The NSFW share rises under both definitions: odds of an image above PG (main) ×4.12 "
+        "per year (95% CI 3.85–4.41); R or above ×4.12 per year (95% CI 3.85–4.41)")
+    assert volume.headline_finding({"above_pg": up, "r_plus": flat}).startswith(
+        "The NSFW share rises above PG and shows no clear trend at R or above")
 
 
 def test_models_by_type_pools_minor_types():

@@ -41,6 +41,13 @@ NSFW_DEFINITIONS: dict[str, int] = {
     "above_pg": int(ABOVE_PG_BITS),  # CivitAI's own ``nsfw`` flag: level above PG
     "r_plus": int(R_PLUS_BITS),  # stricter: R or above
 }
+#: Why "above PG" is the headline definition and "R or above" is always shown beside it.
+MAIN_DEFINITION_REASON = (
+    "'Above PG' is the main NSFW definition because it is the one the authors' released data "
+    "uses (browsingLevel: 1 = SFW, higher = more NSFW) and so the one the paper's claim can be "
+    "checked against; 'R or above' is always shown beside it because CivitAI's own SFW filter "
+    "counts PG-13 as safe, so the stricter definition is what the platform itself calls NSFW."
+)
 DEFINITION_LABELS: dict[str, str] = {
     "above_pg": "above PG (CivitAI's nsfw flag)",
     "r_plus": "R or above",

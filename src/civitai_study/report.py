@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from .claims import format_value
+from .nsfw import MAIN_DEFINITION_REASON
 from .paths import DATA_DIR, DERIVED_DIR, FIGURES_DIR, NOTEBOOKS_DIR, ROOT
 
 REPORT_SOURCES = ROOT / "report"
@@ -101,7 +102,10 @@ def findings_html(rows: pd.DataFrame) -> str:
         return "<p>No figures yet: run the notebooks (<code>make all</code>).</p>"
     items = [f'<li>{_esc(r.finding)} (<a href="{cell_link(r.notebook, r.cell_id)}">'
              f"{_esc(r.figure)}</a>)</li>" for r in own.itertuples(index=False)]
-    return '<ul class="findings">\n' + "\n".join(items) + "\n</ul>"
+    reason = ""
+    if own["finding"].str.contains("above PG (main)", regex=False).any():
+        reason = f'\n<p class="definitions">{_esc(MAIN_DEFINITION_REASON)}</p>'
+    return '<ul class="findings">\n' + "\n".join(items) + "\n</ul>" + reason
 
 
 def gallery_html(rows: pd.DataFrame, figures_dir: Path) -> str:

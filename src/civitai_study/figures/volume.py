@@ -147,6 +147,26 @@ def _draw_events(ax, events: pd.DataFrame, months: list[str]) -> None:
                 bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 2})
 
 
+def _direction(summary: dict[str, float]) -> str:
+    if summary["ci_low"] > 1:
+        return "rises"
+    return "falls" if summary["ci_high"] < 1 else "shows no clear trend"
+
+
+def headline_finding(summaries: dict[str, dict[str, float]]) -> str:
+    """The headline odds ratio under both NSFW definitions, side by side (main one first)."""
+    main, strict = summaries["above_pg"], summaries["r_plus"]
+    verbs = {_direction(main), _direction(strict)}
+    verb = (f"{verbs.pop()} under both definitions" if len(verbs) == 1
+            else f"{_direction(main)} above PG and {_direction(strict)} at R or above")
+
+    def odds(s: dict[str, float]) -> str:
+        return (f"×{s['odds_ratio_per_year']:.2f} per year (95% CI {s['ci_low']:.2f}–"
+                f"{s['ci_high']:.2f})")
+    return (f"The NSFW share {verb}: odds of an image above PG (main) {odds(main)}; "
+            f"R or above {odds(strict)}")
+
+
 def nsfw_share_trend(monthly: pd.DataFrame, events: pd.DataFrame | None = None, *,
                      source_label: str, synthetic: bool):
     """NSFW share per month under both definitions, with the fitted quasi-binomial trend, its
@@ -186,11 +206,6 @@ def nsfw_share_trend(monthly: pd.DataFrame, events: pd.DataFrame | None = None, 
     rated = "n_rated" in monthly.columns
     ax.set_ylabel(f"NSFW share of the month's {'rated ' if rated else ''}images (%)")
     ax.legend(loc="lower right", fontsize=6.5)
-    s = summaries["above_pg"]
-    verb = ("rises" if s["ci_low"] > 1 else "falls" if s["ci_high"] < 1
-            else "shows no clear trend")
-    title = (f"The NSFW share {verb}: odds of an image above PG change ×"
-             f"{s['odds_ratio_per_year']:.2f} per year (95% CI {s['ci_low']:.2f}–"
-             f"{s['ci_high']:.2f})")
+    title = headline_finding(summaries)
     finish(fig, title, source_label, synthetic)
     return attach_data(fig, data, title)
