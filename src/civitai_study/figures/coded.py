@@ -72,6 +72,10 @@ def over_time_finding(wide: pd.DataFrame, field: str, within: pd.DataFrame | Non
               f"({pct(first[riser])} → {pct(last[riser])}, first vs last 6 months)")
     if riser in unreliable:
         return pooled + "; coding not reliable enough for a trend claim"
+    if within is not None and "within_or_ci_low" in within.columns:  # marginal_and_within table
+        within = within.rename(columns={"within_odds_ratio_per_year": "odds_ratio_per_year",
+                                        "within_or_ci_low": "or_ci_low",
+                                        "within_or_ci_high": "or_ci_high"})
     rows = (within.set_index("category") if within is not None
             and "or_ci_low" in within.columns else None)
     if rows is None or riser not in rows.index or pd.isna(rows.loc[riser, "or_ci_low"]):
