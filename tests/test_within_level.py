@@ -91,3 +91,22 @@ def test_levels_without_variation_are_left_out():
     assert "left out: PG" in within.loc["mix_only", "notes"]
     with pytest.raises(ValueError, match="no dated rows"):
         within_level_trends(cells, field="model_tags")
+
+
+def test_month_level_table_adds_up_to_the_monthly_table(small_sample):
+    from civitai_study.coding.codebook import load_codebook
+    from civitai_study.coding.coder import code_snapshot
+    from civitai_study.snapshot import load_snapshot
+
+    result = code_snapshot(load_snapshot(small_sample), load_codebook(),
+                           fields=("prompt", "model_tags"))
+    cells = result.categories_by_month_level()
+    monthly = result.categories_by_month().set_index(["month", "category", "field"])
+    summed = cells.groupby(["month", "category", "field"])[["n_documents", "n_total"]].sum()
+    assert (summed["n_documents"] == monthly.loc[summed.index, "n_documents"]).all()
+    assert (summed["n_total"] == monthly.loc[summed.index, "n_total"]).all()
+    levels = cells.groupby(["nsfw_level", "category", "field"])[["n_documents"]].sum()
+    by_level = result.categories_by_level().set_index(["nsfw_level", "category", "field"])
+    assert (levels["n_documents"] == by_level.loc[levels.index, "n_documents"]).all()
+    assert set(cells.loc[cells["field"] == "model_tags", "nsfw_level"]) <= {
+        "model nsfw=false", "model nsfw=true", "model nsfw=unknown"}
