@@ -72,3 +72,18 @@ def test_decompose_on_a_snapshot(small_sample):
     assert composition.finding(table.reset_index()).startswith("Share of the change")
     with pytest.raises(ValueError, match="unknown grouping"):
         composition.cells(con, "colour")
+
+
+def test_decomposition_figure_adds_up_and_says_so():
+    from civitai_study.figures.composition import nsfw_decomposition
+    from civitai_study.figures.style import finding_of, plotted_data
+
+    frame = pd.DataFrame({"grouping": ["base_model", "creator"], "within": [0.3, 0.1],
+                          "mix": [0.1, 0.3], "change": [0.4, 0.4],
+                          "mix_share_of_change": [0.25, 0.75]})
+    fig = nsfw_decomposition(frame, source_label="test", synthetic=True)
+    assert finding_of(fig) == ("A change in the mix of groups accounts for 25% by base model, "
+                               "75% by creator of the change in the NSFW share; the rest is "
+                               "change within groups")
+    data = plotted_data(fig)
+    assert (data["within"] + data["mix"] == data["change"]).all()
