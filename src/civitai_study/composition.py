@@ -65,9 +65,9 @@ def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "abov
             WHERE coalesce(fv.first_at, m.created_at) IS NOT NULL
             GROUP BY ALL"""
     else:
-        group = {"base_model": "coalesce(base_model, 'unknown')",
-                 "creator": "creator",
-                 "creator_cohort": "cohort"}[grouping]
+        cohort = ("strftime(f.first_at, '%Y') || '-Q' || CAST(quarter(f.first_at) AS VARCHAR)")
+        group = {"base_model": "coalesce(r.base_model, 'unknown')", "creator": "r.creator",
+                 "creator_cohort": cohort}[grouping]
         sql = f"""
             WITH rated AS (
                 SELECT created_at, base_model, nsfw_level,
@@ -75,9 +75,7 @@ def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "abov
                 FROM images WHERE created_at IS NOT NULL AND nsfw_level <> 0),
             first AS (SELECT creator, min(created_at) AS first_at FROM rated GROUP BY creator)
             SELECT strftime(r.created_at, '%Y-%m') AS month,
-                   {group.replace("cohort", "strftime(f.first_at, '%Y') || '-Q' || "
-                                            "CAST(quarter(f.first_at) AS VARCHAR)")}
-                       AS "group",
+                   {group} AS "group",
                    r.creator, count(*) AS n,
                    count(*) FILTER (WHERE {sql_is_nsfw("r.nsfw_level", definition)}) AS k
             FROM rated r JOIN first f USING (creator)
