@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FixedLocator, NullFormatter
 
 from ..nsfw import LEVEL_LABELS
-from .style import OKABE_ITO, attach_data, finish, level_color, month_axis, new_figure, pct
+from .style import OKABE_ITO, attach_data, finish, level_color, month_axis, new_figure, pct, wrapped
 from .volume import _require
 
 
@@ -57,7 +58,7 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     ax.legend(title="category" + (" (fitted trend)" if odds else ""), loc="upper left",
               bbox_to_anchor=(1.0, 1.0), fontsize=7)
     title = over_time_finding(wide, field, within, unreliable)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title), source_label, synthetic)
     return attach_data(fig, wide, title)
 
 
@@ -111,6 +112,12 @@ def within_level(table: pd.DataFrame, *, source_label: str, synthetic: bool):
                     fmt="o", color=color, ms=4, lw=1.2, capsize=2, label=label)
     ax.axvline(1.0, color="#444444", lw=0.8, ls="--")
     ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [v for v in (0.25, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0)
+             if low <= v <= high]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     names = [c + (" [not reliable]" if "trend_claim" in data and
                   str(data.loc[i, "trend_claim"]).startswith("not reliable") else "")
              for i, c in enumerate(data["category"])]
@@ -119,7 +126,7 @@ def within_level(table: pd.DataFrame, *, source_label: str, synthetic: bool):
     ax.set_xlabel("odds ratio per year of the category's share of prompts (log scale)")
     ax.legend(fontsize=7, loc="lower right")
     title = within_level_finding(data)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title), source_label, synthetic)
     return attach_data(fig, data, title)
 
 
@@ -334,7 +341,7 @@ def reliability(frame: pd.DataFrame, *, demonstration: bool = False, source_labe
     ax.set_ylabel("agreement coefficient (1 = perfect, 0 = chance)")
     ax.legend(fontsize=6.5, ncols=2, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     title = _reliability_finding(long, demonstration)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title, 110), source_label, synthetic)
     return attach_data(fig, long, title)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .style import OKABE_ITO, attach_data, finish, new_figure
+from .style import OKABE_ITO, attach_data, finish, new_figure, wrapped
 from .volume import _require
 
 LABELS = {"base_model": "base model", "model_type": "model type (models)",
@@ -36,9 +36,9 @@ def nsfw_decomposition(frame: pd.DataFrame, *, source_label: str, synthetic: boo
     ax.set_yticks(y, data["label"])
     ax.invert_yaxis()
     ax.set_xlabel("change in the NSFW share, start to end window (percentage points)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     title = decomposition_finding(data)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title), source_label, synthetic)
     return attach_data(fig, data, title)
 
 

@@ -17,6 +17,7 @@ from .style import (
     month_axis,
     new_figure,
     pct,
+    wrapped,
 )
 
 
@@ -207,5 +208,5 @@ def nsfw_share_trend(monthly: pd.DataFrame, events: pd.DataFrame | None = None, 
     ax.set_ylabel(f"NSFW share of the month's {'rated ' if rated else ''}images (%)")
     ax.legend(loc="lower right", fontsize=6.5)
     title = headline_finding(summaries)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title), source_label, synthetic)
     return attach_data(fig, data, title)
