@@ -64,7 +64,16 @@ def test_uploads_shares_sum_to_one_and_title_states_finding(by_level):
     assert np.allclose(data.sum(axis=1), 1.0)
     above = 1 - 100 / 130  # first month: 100 PG of 130 images
     assert f"{100 * above:.0f}%" in finding_of(fig)
-    assert finding_of(fig) == fig._suptitle.get_text()
+    assert finding_of(fig) == fig._suptitle.get_text().replace("\n", " ")
+    assert f"(R or above: {100 * 10 / 130:.0f}% to" in finding_of(fig)  # X + XXX: 10 of 130
+
+
+def test_uploads_title_shares_leave_unrated_images_out(by_level):
+    """Unrated images (level 0) are drawn but are not in the denominator of the title's shares."""
+    unrated = pd.DataFrame({"month": MONTHS, "nsfw_level": 0, "n_images": 70})
+    fig = volume.uploads_by_nsfw_level(pd.concat([by_level, unrated]), shares=True, **FOOT)
+    assert f"went from {100 * 30 / 130:.0f}% of rated uploads" in finding_of(fig)
+    assert 0 in plotted_data(fig).columns
 
 
 def test_trend_recovers_a_known_slope():

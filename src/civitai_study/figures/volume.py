@@ -51,7 +51,10 @@ def uploads_by_nsfw_level(frame: pd.DataFrame, *, shares: bool = False, source_l
     wide = level_matrix(frame, shares=shares)
     counts = level_matrix(frame, shares=False)
     months = list(wide.index)
-    above_pg = counts[[c for c in counts.columns if c >= 2]].sum(axis=1) / counts.sum(axis=1)
+    # NSFW shares in titles are of *rated* images (level 0 left out), as everywhere else
+    rated = counts[[c for c in counts.columns if c != 0]].sum(axis=1).replace(0, np.nan)
+    above_pg = counts[[c for c in counts.columns if c >= 2]].sum(axis=1) / rated
+    r_plus = counts[[c for c in counts.columns if c >= 4]].sum(axis=1) / rated
     fig, ax = new_figure()
     bottom = np.zeros(len(months))
     x = np.arange(len(months))
@@ -66,16 +69,18 @@ def uploads_by_nsfw_level(frame: pd.DataFrame, *, shares: bool = False, source_l
         ax.set_ylabel("share of the month's images (%)")
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
-        title = (f"Images rated above PG rose from {pct(above_pg.iloc[0])} of uploads in "
-                 f"{months[0]} to {pct(above_pg.iloc[-1])} in {months[-1]}")
+        title = (f"Images rated above PG went from {pct(above_pg.iloc[0])} of rated uploads in "
+                 f"{months[0]} to {pct(above_pg.iloc[-1])} in {months[-1]} (R or above: "
+                 f"{pct(r_plus.iloc[0])} to {pct(r_plus.iloc[-1])})")
     else:
         ax.set_ylabel("images uploaded per month (count)")
         total = counts.sum(axis=1)
         title = (f"Monthly uploads grew from {int(total.iloc[0]):,} images in {months[0]} to "
-                 f"{int(total.iloc[-1]):,} in {months[-1]}, {pct(above_pg.iloc[-1])} above PG")
+                 f"{int(total.iloc[-1]):,} in {months[-1]}, {pct(above_pg.iloc[-1])} of rated ones "
+                 f"above PG ({pct(r_plus.iloc[-1])} R or above)")
     ax.legend(title="NSFW level", ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0),
               reverse=True)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title), source_label, synthetic)
     return attach_data(fig, wide, title)
 
 
