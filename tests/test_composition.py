@@ -87,3 +87,14 @@ def test_decomposition_figure_adds_up_and_says_so():
                                "change within groups")
     data = plotted_data(fig)
     assert (data["within"] + data["mix"] == data["change"]).all()
+
+
+def test_pooled_fit_does_not_depend_on_the_grouping(small_sample):
+    """decompose fits the pooled model once per unit; splitting cells by group must not change
+    it beyond fitting tolerance (binomial sufficient statistics; clustered scores add up within
+    creator; the small-sample factor depends on the number of rows, hence 1e-3)."""
+    con = load_snapshot(small_sample).connect()
+    by_base = composition.clustered_trend(composition.cells(con, "base_model"), False)
+    by_creator = composition.clustered_trend(composition.cells(con, "creator"), False)
+    for key in ("odds_ratio_per_year", "or_ci_low", "or_ci_high"):
+        assert by_base[key] == pytest.approx(by_creator[key], rel=1e-3)  # IRLS tolerance

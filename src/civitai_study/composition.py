@@ -157,6 +157,7 @@ def decompose(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
     """One row per grouping: shift-share split of the NSFW share's change, and the odds ratio per
     year pooled and within groups (fixed effects; none for single creators), SEs by creator."""
     rows = []
+    pooled_by_unit: dict[str, dict[str, Any]] = {}  # the pooled fit does not depend on groups
     for grouping in groupings:
         frame = cells(con, grouping, definition)
         if frame.empty:
@@ -169,7 +170,10 @@ def decompose(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
         row["mix_share_of_change"] = (row["mix"] / row["change"] if abs(row["change"]) > 1e-12
                                       else np.nan)
         try:
-            pooled = clustered_trend(frame, fixed_effects=False)
+            unit = row["unit"]
+            if unit not in pooled_by_unit:
+                pooled_by_unit[unit] = clustered_trend(frame, fixed_effects=False)
+            pooled = pooled_by_unit[unit]
             row.update({f"pooled_{k}": v for k, v in pooled.items() if k != "notes"})
             if grouping != "creator":
                 within = clustered_trend(frame, fixed_effects=True)
