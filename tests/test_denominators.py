@@ -59,7 +59,7 @@ def test_downloads_per_month_of_exposure(con):
     as_of = "2025-06-01"
     table = describe.downloads_by_nsfw(con, as_of=as_of).set_index("nsfw_flag")
     models = con.execute("""
-        SELECT coalesce(m.nsfw, false) AS nsfw, m.download_count,
+        SELECT coalesce(m.nsfw, false) AS nsfw, coalesce(m.poi, false) AS poi, m.download_count,
                coalesce(v.first_at, m.created_at) AS published
         FROM models m LEFT JOIN (SELECT model_id, min(created_at) AS first_at
                                  FROM model_versions GROUP BY model_id) v ON v.model_id = m.id
@@ -74,3 +74,7 @@ def test_downloads_per_month_of_exposure(con):
         assert table.loc[flag, "downloads_per_month_median"] == pytest.approx(
             group["per_month"].median())
     assert not math.isnan(describe.engagement_by_level(con)["reactions_per_month_mean"].iloc[1])
+    poi = describe.poi_by_group(con, as_of=as_of)
+    row = poi[(poi["signal"] == "poi") & poi["real_person"]].iloc[0]
+    assert row["downloads_per_month_mean"] == pytest.approx(
+        models.loc[models["poi"], "per_month"].mean())

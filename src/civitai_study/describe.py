@@ -72,7 +72,8 @@ SELECT m.id, m.type, m.creator_hash, m.download_count,
        coalesce(t.poi_tag, false) AS poi_tag,
        coalesce(t.female_tag, false) AS female_tag,
        coalesce(t.male_tag, false) AS male_tag,
-       {MONTH.format(col="coalesce(f.first_at, m.created_at)")} AS month
+       {MONTH.format(col="coalesce(f.first_at, m.created_at)")} AS month,
+       coalesce(f.first_at, m.created_at) AS published_at
 FROM models m
 LEFT JOIN first_version f ON f.model_id = m.id
 LEFT JOIN tag_flags t ON t.model_id = m.id
@@ -316,13 +317,15 @@ def poi_tag_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame
 
 
-def poi_by_group(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def poi_by_group(con: duckdb.DuckDBPyConnection, as_of: str | None = None) -> pd.DataFrame:
     """Real-person models against the others: NSFW share and the downloads they receive.
 
     Groups by the ``poi`` flag and, separately, by the tag signal. Download statistics are over
-    models that report downloads (creators may hide them).
+    models that report downloads (creators may hide them); ``downloads_per_month_mean`` divides
+    each model's cumulative downloads by its months of exposure (see :func:`downloads_by_nsfw`).
     """
     model_facts(con)
+    months = _exposure_months("published_at", _as_of(con, as_of))
     rows = []
     for signal in ("poi", "poi_tag"):
         rows.append(query(con, f"""
@@ -331,7 +334,9 @@ def poi_by_group(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                    count(download_count) AS n_with_downloads,
                    sum(download_count)::BIGINT AS downloads_total,
                    avg(download_count) AS downloads_mean,
-                   quantile_cont(download_count, 0.5) AS downloads_median
+                   quantile_cont(download_count, 0.5) AS downloads_median,
+                   avg(download_count / {months}) FILTER (WHERE published_at IS NOT NULL)
+                       AS downloads_per_month_mean
             FROM model_facts GROUP BY ALL"""))
     frame = pd.concat(rows, ignore_index=True).sort_values(["signal", "real_person"],
                                                            ignore_index=True)
@@ -573,11 +578,6 @@ def downloads_by_nsfw(con: duckdb.DuckDBPyConnection, as_of: str | None = None) 
     model_facts(con)
     months = _exposure_months("published_at", _as_of(con, as_of))
     frame = query(con, f"""
-        WITH m AS (
-            SELECT f.*, coalesce(v.first_at, mo.created_at) AS published_at
-            FROM model_facts f JOIN models mo ON mo.id = f.id
-            LEFT JOIN (SELECT model_id, min(created_at) AS first_at FROM model_versions
-                       GROUP BY model_id) v ON v.model_id = f.id)
         SELECT nsfw_flag, count(*) AS n_models, count(download_count) AS n_with_downloads,
                sum(download_count)::BIGINT AS downloads_total,
                avg(download_count) AS downloads_mean,
@@ -586,7 +586,7 @@ def downloads_by_nsfw(con: duckdb.DuckDBPyConnection, as_of: str | None = None) 
                    AS downloads_per_month_mean,
                quantile_cont(download_count / {months}, 0.5)
                    FILTER (WHERE published_at IS NOT NULL) AS downloads_per_month_median
-        FROM m GROUP BY ALL ORDER BY nsfw_flag""")
+        FROM model_facts GROUP BY ALL ORDER BY nsfw_flag""")
     frame["population"] = POP_MODELS + " that report downloads (per month: dated ones)"
     return frame
 
