@@ -64,7 +64,16 @@ def test_uploads_shares_sum_to_one_and_title_states_finding(by_level):
     assert np.allclose(data.sum(axis=1), 1.0)
     above = 1 - 100 / 130  # first month: 100 PG of 130 images
     assert f"{100 * above:.0f}%" in finding_of(fig)
-    assert finding_of(fig) == fig._suptitle.get_text()
+    assert finding_of(fig) == fig._suptitle.get_text().replace("\n", " ")
+    assert f"(R or above: {100 * 10 / 130:.0f}% to" in finding_of(fig)  # X + XXX: 10 of 130
+
+
+def test_uploads_title_shares_leave_unrated_images_out(by_level):
+    """Unrated images (level 0) are drawn but are not in the denominator of the title's shares."""
+    unrated = pd.DataFrame({"month": MONTHS, "nsfw_level": 0, "n_images": 70})
+    fig = volume.uploads_by_nsfw_level(pd.concat([by_level, unrated]), shares=True, **FOOT)
+    assert f"went from {100 * 30 / 130:.0f}% of rated uploads" in finding_of(fig)
+    assert 0 in plotted_data(fig).columns
 
 
 def test_trend_recovers_a_known_slope():
@@ -87,7 +96,21 @@ def test_trend_recovers_a_known_slope():
     data = plotted_data(fig)
     assert set(data["definition"]) == {"above_pg", "r_plus"} and len(data) == 72
     assert "rises" in finding_of(fig)
+    # the headline odds ratio appears under both definitions, side by side, main one first
+    title = finding_of(fig)
+    assert "above PG (main)" in title and "R or above ×" in title
+    assert title.index("above PG (main)") < title.index("R or above ×")
     assert any("rework" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_headline_finding_names_both_definitions_and_directions():
+    up = {"odds_ratio_per_year": 4.12, "ci_low": 3.85, "ci_high": 4.41}
+    flat = {"odds_ratio_per_year": 1.01, "ci_low": 0.9, "ci_high": 1.1}
+    assert volume.headline_finding({"above_pg": up, "r_plus": up}) == (
+        "The NSFW share rises under both definitions: odds of an image above PG (main) ×4.12 "
+        "per year (95% CI 3.85–4.41); R or above ×4.12 per year (95% CI 3.85–4.41)")
+    assert volume.headline_finding({"above_pg": up, "r_plus": flat}).startswith(
+        "The NSFW share rises above PG and shows no clear trend at R or above")
 
 
 def test_models_by_type_pools_minor_types():
@@ -320,7 +343,8 @@ def test_categories_over_time_drops_undated_and_shows_fitted_trend():
     assert list(data.index) == ["2024-01", "2024-02"]  # the undated row is left out
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "a (odds ×1.50/year)" in labels and "b" in labels  # no odds ratio: plain label
-    assert data.loc["2024-02", "a"] == 0.3 and "vocabulary grew most" in finding_of(fig)
+    assert data.loc["2024-02", "a"] == 0.3 and "all NSFW levels pooled" in finding_of(fig)
+    assert finding_of(fig).endswith("not adjusted for the NSFW mix")
 
 
 @pytest.fixture
@@ -382,7 +406,8 @@ def test_reliability_leaves_undefined_out_and_says_why(agreement_table):
     assert "undefined (no consensus positives)" in notes
     assert "undefined (no automatic positives)" in notes
     assert finding_of(fig) == ("2 of 3 categories reach alpha ≥ 0.667; highest 'body' (0.85), "
-                               "lowest 'quality' (-0.10); undefined for 1 (no variation)")
+                               "lowest 'quality' (-0.10); undefined for 1 (no variation); "
+                               "2 not reliable enough for a trend claim")
     assert ax.get_ylim()[0] <= -0.3 and "coefficient" in ax.get_ylabel()
 
 
@@ -392,7 +417,7 @@ def test_reliability_demonstration_and_all_undefined(agreement_table):
     empty = agreement_table.assign(cohen_kappa=np.nan, krippendorff_alpha=np.nan)
     fig = coded.reliability(empty, **FOOT)
     assert finding_of(fig) == ("Krippendorff's alpha is undefined for every category "
-                               "(no variation)")
+                               "(no variation): none is reliable enough for a trend claim")
     with pytest.raises(ValueError, match="auto_recall"):
         coded.reliability(agreement_table.drop(columns="auto_recall"), **FOOT)
 

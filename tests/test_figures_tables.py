@@ -163,3 +163,25 @@ def test_registry_with_wrong_columns_names_the_fix(tmp_path):
     with pytest.raises(ValueError, match="re-run the notebooks"):
         read_registry(path)
     assert read_registry(tmp_path / "missing.csv") == [] and read_registry(None) == []
+
+
+def test_headline_index_explains_the_main_definition(tmp_path):
+    """Where the headline odds ratio appears (README index, report landing page), the reason the
+    main NSFW definition is main appears once beside it."""
+    from civitai_study import report
+    from civitai_study.figures.index import README_MARKERS, FigureIndex
+    from civitai_study.nsfw import MAIN_DEFINITION_REASON
+
+    figures, tables = tmp_path / "figures", tmp_path / "data" / "derived"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_MARKERS[0]}\n{README_MARKERS[1]}\n")
+    index = FigureIndex()
+    index.add("fig_nsfw_share_trend", "The NSFW share rises under both definitions: odds of an "
+              "image above PG (main) ×4.12 per year; R or above ×2.68 per year", tables=["x.csv"])
+    index.embed_in_readme(readme, figures, tables)
+    assert readme.read_text().count(MAIN_DEFINITION_REASON) == 1
+    assert MAIN_DEFINITION_REASON in index.markdown(figures, tables)
+    rows = index.frame().fillna("")
+    rows["function"] = "volume.nsfw_share_trend"
+    page = report.findings_html(rows)
+    assert "R or above ×2.68" in page and "CivitAI&#x27;s own SFW filter" in page

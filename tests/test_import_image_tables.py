@@ -38,6 +38,8 @@ def test_civ40k_parquet(tmp_path):
     assert snap.manifest["duplicates_dropped"] == {"images": 1}
     assert snap.manifest["quarantine"]["by_reason"] == {"bad_created_at": 1}
     assert snap.manifest["snapshot_date"] == "2024-03-20"
+    # a small civ40k import is the Civ-40K subset, never the Civ-40M collection (claims match it)
+    assert snap.manifest["source"]["dataset"] == "Civ-40K"
     rows = snap.connect().execute(
         "SELECT id, nsfw_level, like_count, heart_count, username_hash, source FROM images "
         "ORDER BY id").fetchall()
@@ -76,6 +78,7 @@ def test_civiverse_csv_folder_via_cli(tmp_path, monkeypatch):
     assert rows == [(101, 4, 4, "score_9, a\nmultiline prompt"), (102, 1, 0, "b")]
     assert snap.manifest["quarantine"]["by_reason"] == {"missing_id": 1}
     assert snap.manifest["source"]["importer"] == "civiverse"
+    assert snap.manifest["source"]["dataset"] == "Civiverse-6M"
     assert snap.manifest["counts"]["models"] == 0  # image-only dataset, tables still valid
 
 

@@ -52,6 +52,16 @@ def test_real_2023_crawl_imports_completely(tmp_path):
     assert counts["images"] == direct["previews"]
     assert loaded.manifest["quarantine"]["total"] == 0
     assert loaded.manifest["duplicates_dropped"] == {}
+    assert loaded.manifest["source"]["dataset"] == "dfanr_v1_models_2023-07-04"
+    # every claim measured on this crawl (data/claims.yaml) is comparable and reproduces
+    from civitai_study import claims
+    table = claims.load_claims()
+    ours = table[table["dataset"] == "dfanr_v1_models_2023-07-04"]
+    estimates = claims.run_estimates(loaded.connect(), list(ours["quantity"]))
+    verdicts = claims.compare_claims(ours, estimates, loaded)
+    assert (verdicts["verdict"] == "comparable").all(), verdicts[["id", "verdict"]]
+    for row in verdicts.itertuples(index=False):
+        assert row.this_run == pytest.approx(row.claim_value, rel=0.001, abs=0.0005), row.id
 
     con = snapshot.connect()
     by_type = dict(con.execute("SELECT type, count(*) FROM models GROUP BY 1").fetchall())

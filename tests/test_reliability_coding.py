@@ -7,10 +7,15 @@ import pytest
 from civitai_study.cli import main
 from civitai_study.coding.codebook import load_codebook
 from civitai_study.coding.reliability import (
+    NOT_RELIABLE,
     agreement,
+    auto_vs_coders,
+    bootstrap_alpha,
     cohen_kappa,
     krippendorff_alpha,
     read_codings,
+    trend_gate,
+    unreliable_categories,
 )
 from civitai_study.paths import DATA_DIR
 
@@ -92,3 +97,74 @@ def test_bad_codes_are_rejected(tmp_path):
     bad.to_csv(path, index=False)
     with pytest.raises(ValueError, match="1, 0 or blank"):
         read_codings([path], book)
+
+
+def _two_coders(extra_rows=()):
+    """Two coders who disagree on 'booru' for d2 (a tie); an optional adjudicator."""
+    book = load_codebook()
+    texts = {"d1": "1girl, solo, masterpiece", "d2": "a cat on a sofa", "d3": "nsfw, 1girl",
+             "d4": "a dog"}
+    truth = {"d1": {"booru", "quality"}, "d2": set(), "d3": {"booru", "body"}, "d4": set()}
+    rows = []
+    for coder in ("a", "b"):
+        for doc, text in texts.items():
+            codes = {c: int(c in truth[doc]) for c in book.category_ids}
+            if coder == "b" and doc == "d2":
+                codes["booru"] = 1
+            rows.append({"document_id": doc, "coder": coder, "text": text, **codes})
+    for doc, booru in extra_rows:
+        codes = {c: int(c in truth[doc]) for c in book.category_ids}
+        rows.append({"document_id": doc, "coder": "adjudicator", "text": texts[doc], **codes,
+                     "booru": booru})
+    return book, pd.DataFrame(rows)
+
+
+def test_ties_are_adjudicated_not_dropped():
+    book, codings = _two_coders()
+    present = agreement(codings, book, n_boot=50).set_index("category")
+    assert present.loc["booru", "n_ties"] == 1 and present.loc["booru", "tie_rule"] == "present"
+    # tie settled as present: the automatic coder (booru absent in "a cat on a sofa") misses it
+    assert present.loc["booru", "auto_recall"] == pytest.approx(2 / 3)
+    absent = agreement(codings, book, tie_rule="absent", n_boot=50).set_index("category")
+    assert absent.loc["booru", "auto_recall"] == pytest.approx(1.0)
+    assert absent.loc["booru", "n_consensus_positive"] == 2
+    book, codings = _two_coders([("d2", 0)])
+    judged = agreement(codings, book, n_boot=50).set_index("category")
+    assert judged.loc["booru", "n_ties_adjudicated"] == 1
+    assert judged.loc["booru", "tie_rule"] == "adjudicator"
+    assert judged.loc["booru", "auto_recall"] == pytest.approx(1.0)
+    assert judged.loc["booru", "n_coders"] == 2  # the adjudicator is not a coder in alpha
+    with pytest.raises(ValueError, match="tie rule"):
+        agreement(codings, book, tie_rule="coin")
+
+
+def test_automatic_coder_against_each_human():
+    book, codings = _two_coders()
+    each = auto_vs_coders(codings, book).set_index(["category", "coder"])
+    assert each.loc[("booru", "a"), "cohen_kappa"] == pytest.approx(1.0)
+    # b: auto says 0,0 / b says 1,0 on d2,d4; auto 1,1 / b 1,1 on d1,d3: p_o 3/4, p_e 1/2
+    assert each.loc[("booru", "b"), "cohen_kappa"] == pytest.approx(0.5)
+    table = agreement(codings, book, n_boot=50).set_index("category")
+    assert table.loc["booru", "auto_kappa_min"] == pytest.approx(0.5)
+    assert table.loc["booru", "auto_kappa_max"] == pytest.approx(1.0)
+
+
+def test_alpha_interval_and_trend_gate():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 2, 200).astype(float)
+    noisy = np.where(rng.random(200) < 0.1, 1 - truth, truth)
+    matrix = np.vstack([truth, noisy])
+    low, high = bootstrap_alpha(matrix, n_boot=300, seed=1)
+    alpha = krippendorff_alpha(matrix)
+    assert low < alpha < high and 0.6 < low and high < 0.95
+    assert bootstrap_alpha(matrix, n_boot=300, seed=1) == (low, high)  # seeded
+    assert trend_gate(0.66) == NOT_RELIABLE
+    assert trend_gate(0.7) == "reliable enough for a trend claim"
+    assert trend_gate(float("nan")).startswith("not reliable")
+    book = load_codebook()
+    table = agreement(read_codings([DEMO], book), book, n_boot=100)
+    gated = unreliable_categories(table)
+    assert set(gated) == set(table.loc[table["krippendorff_alpha"].fillna(0) < 0.667,
+                                       "category"])
+    assert (table.set_index("category").loc[gated, "trend_claim"].str.startswith(
+        "not reliable")).all()

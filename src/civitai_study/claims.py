@@ -3,12 +3,13 @@
 Why: a number from another study describes *its* population (another crawl, another NSFW
 definition, another period). Putting it next to ours without saying so invites a false
 comparison, so every row says whether the populations match ("comparable") or not ("not
-comparable"), and a claim the snapshot cannot address says so.
+comparable", naming the first field that differs), and a claim the snapshot cannot address says
+so. Comparability is decided field by field (importer id, exact dataset, NSFW definition,
+denominator, counted unit), never by a name substring: "Civ-40K" must not pass for "Civ-40M".
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from .paths import DATA_DIR
 from .snapshot import Snapshot
 
 CLAIMS_YAML = DATA_DIR / "claims.yaml"
-REQUIRED = ("id", "claim", "quantity", "value", "unit", "source", "population",
-            "comparable_when")
+#: Fields that decide comparability; each must equal this run's (null matches only null).
+MATCH_FIELDS = ("importer", "dataset", "nsfw_definition", "denominator", "counted_unit")
+REQUIRED = ("id", "claim", "quantity", "value", "unit", "source", "population", *MATCH_FIELDS)
 #: Quantities this module can estimate; ``[...]`` takes a month (YYYY-MM) or a tag.
 QUANTITIES = {
     "images.n_total": "images in the snapshot",
@@ -31,8 +33,8 @@ QUANTITIES = {
     "models.n_poi": "models flagged poi",
     "models.poi_share": "share of models flagged poi",
     "models.nsfw_share": "share of models with the nsfw flag",
-    "images.nsfw_share": "share of dated images above PG",
-    "images.nsfw_share[YYYY-MM]": "share of the month's images above PG",
+    "images.nsfw_share": "share of rated dated images above PG (or the run's definition)",
+    "images.nsfw_share[YYYY-MM]": "share of the month's rated images above PG",
     "models.tag_count[TAG]": "models carrying the tag",
     "models.poi_female_share": "female share among single-gender-tagged poi models (text proxy)",
     "models.poi_downloads_total": "downloads of poi models",
@@ -40,6 +42,31 @@ QUANTITIES = {
     "images.growth_ratio": "ratio of NSFW/SFW annual growth factors (notebook 03)",
 }
 _INDEXED = re.compile(r"^(?P<base>[a-z_.]+)\[(?P<arg>[^\]]+)\]$")
+#: What this run's estimate of each quantity counts, and over which denominator. ``{definition}``
+#: is the NSFW definition the run used (``above_pg`` unless the notebook chose ``r_plus``).
+ESTIMATE_PROPERTIES: dict[str, dict[str, str | None]] = {
+    "images.n_total": {"counted_unit": "images", "denominator": None, "nsfw_definition": None},
+    "models.n_total": {"counted_unit": "models", "denominator": None, "nsfw_definition": None},
+    "models.n_poi": {"counted_unit": "models", "denominator": None, "nsfw_definition": None},
+    "models.poi_share": {"counted_unit": "models", "denominator": "all models",
+                         "nsfw_definition": None},
+    "models.nsfw_share": {"counted_unit": "models", "denominator": "all models",
+                          "nsfw_definition": "model_nsfw_flag"},
+    "images.nsfw_share": {"counted_unit": "images", "denominator": "rated images",
+                          "nsfw_definition": "{definition}"},
+    "models.tag_count": {"counted_unit": "models", "denominator": None, "nsfw_definition": None},
+    "models.poi_female_share": {"counted_unit": "models",
+                                "denominator": "single-gender-tagged poi models",
+                                "nsfw_definition": None},
+    "models.poi_downloads_total": {"counted_unit": "downloads", "denominator": None,
+                                   "nsfw_definition": None},
+    "images.nsfw_or_per_year": {"counted_unit": "images", "denominator": "rated images",
+                                "nsfw_definition": "{definition}"},
+    "images.growth_ratio": {"counted_unit": "images", "denominator": "rated images",
+                            "nsfw_definition": "{definition}"},
+}
+#: The published Civ-40K table is a 40,000-row subset; the full collection has > 40 million rows.
+CIV40M_MIN_ROWS = 40_000_000
 
 
 class ClaimsError(ValueError):
@@ -59,7 +86,8 @@ def load_claims(path: Path | str = CLAIMS_YAML) -> pd.DataFrame:
         missing = [k for k in REQUIRED if not isinstance(entry, dict) or k not in entry]
         if missing:
             raise ClaimsError(f"{path}: entry {i + 1} lacks {missing}; every claim needs "
-                              f"{', '.join(REQUIRED)} (value and comparable_when may be null)")
+                              f"{', '.join(REQUIRED)} (value and the comparability fields "
+                              "may be null)")
         if entry["id"] in seen:
             raise ClaimsError(f"{path}: claim id {entry['id']!r} appears twice")
         seen.add(entry["id"])
@@ -69,9 +97,12 @@ def load_claims(path: Path | str = CLAIMS_YAML) -> pd.DataFrame:
 
 
 def run_estimates(con: duckdb.DuckDBPyConnection, quantities: list[str],
-                  extra: dict[str, float] | None = None) -> dict[str, float]:
+                  extra: dict[str, float] | None = None, definition: str = "above_pg"
+                  ) -> dict[str, float]:
     """This run's value of each requested quantity that the snapshot can give.
 
+    Image NSFW shares are of rated images with a date, under ``definition``
+    (:func:`describe.rated_nsfw_counts`, the function notebooks 02 and 03 use too).
     ``extra`` carries model estimates computed elsewhere (e.g. the odds ratio from notebook 03).
     Quantities the snapshot cannot give are simply absent from the result.
     """
@@ -85,12 +116,13 @@ def run_estimates(con: duckdb.DuckDBPyConnection, quantities: list[str],
     if n_mod:
         simple["models.poi_share"] = n_poi / n_mod
         simple["models.nsfw_share"] = n_nsfw / n_mod
-    by_month = describe.images_by_month(con)
-    dated = float(by_month["n_images"].sum()) if len(by_month) else 0.0
-    if dated:  # numerator and denominator over the same population: images with a date
-        simple["images.nsfw_share"] = float(by_month["n_nsfw"].sum()) / dated
+    # the same denominator as notebooks 02 and 03: rated images with a date
+    by_month = describe.rated_nsfw_counts(con, definition)
+    rated = float(by_month["n"].sum()) if len(by_month) else 0.0
+    if rated:
+        simple["images.nsfw_share"] = float(by_month["k"].sum()) / rated
     for row in by_month.itertuples(index=False):
-        simple[f"images.nsfw_share[{row.month}]"] = row.n_nsfw / row.n_images
+        simple[f"images.nsfw_share[{row.period}]"] = row.k / row.n
     if any(q.startswith("models.poi_") for q in wanted):
         gender = describe.gender_proxy(con).set_index("group")
         share = gender.loc["poi flag", "female_share_of_single_gender"]
@@ -120,33 +152,83 @@ def snapshot_population(snapshot: Snapshot) -> str:
     return snapshot.label
 
 
+def snapshot_origin(snapshot: Snapshot) -> dict[str, str | None]:
+    """The snapshot's importer id and exact dataset, from its manifest.
+
+    New imports write ``source.dataset``; for older manifests it is derived from facts, not from
+    the display name: a models-jsonl import is its input file's name without extensions; a civ40k
+    import is Civ-40M only with at least :data:`CIV40M_MIN_ROWS` rows read, else Civ-40K.
+    """
+    source = snapshot.manifest.get("source", {}) or {}
+    kind = source.get("kind")
+    importer = source.get("importer") if kind == "import" else kind
+    dataset = source.get("dataset")
+    if dataset is None and importer == "models-jsonl":
+        name = str((source.get("input") or {}).get("name", ""))
+        dataset = name.split(".")[0] or None
+    elif dataset is None and importer == "civ40k":
+        rows = int(source.get("records_read") or 0)
+        dataset = "Civ-40M" if rows >= CIV40M_MIN_ROWS else "Civ-40K"
+    elif dataset is None and importer == "civiverse":
+        dataset = "Civiverse-6M"
+    return {"importer": importer, "dataset": dataset}
+
+
+def estimate_properties(quantity: str, definition: str = "above_pg") -> dict[str, str | None]:
+    """Counted unit, denominator and NSFW definition of this run's estimate of ``quantity``."""
+    match = _INDEXED.match(quantity)
+    base = match.group("base") if match else quantity
+    props = dict(ESTIMATE_PROPERTIES.get(base, {"counted_unit": None, "denominator": None,
+                                                "nsfw_definition": None}))
+    if props["nsfw_definition"] == "{definition}":
+        props["nsfw_definition"] = definition
+    return props
+
+
+def _blank(value: Any) -> Any:
+    """YAML null arrives from pandas as NaN or None; both mean "none"."""
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+def mismatch(claim: Any, snapshot: Snapshot, definition: str = "above_pg") -> str | None:
+    """The first comparability field on which ``claim`` and this run differ (None: all match)."""
+    if snapshot.is_synthetic:
+        return "synthetic data"
+    ours = {**snapshot_origin(snapshot), **estimate_properties(claim.quantity, definition)}
+    for name in MATCH_FIELDS:
+        theirs = _blank(getattr(claim, name))
+        if name == "importer" and theirs is None:
+            return "no importer reads the claim's data"
+        if theirs != ours[name]:
+            return f"{name.replace('_', ' ')} differs: {theirs} vs {ours[name]}"
+    return None
+
+
 def compare_claims(claims: pd.DataFrame, estimates: dict[str, float],
-                   snapshot: Snapshot) -> pd.DataFrame:
+                   snapshot: Snapshot, definition: str = "above_pg") -> pd.DataFrame:
     """Each claim beside this run's estimate, with a verdict on comparability.
 
-    ``comparable`` only when the claim's ``comparable_when`` text appears in the snapshot's
-    source description (same crawl, same dataset) and the snapshot is not synthetic; otherwise
-    ``not comparable (population differs)``; ``no estimate`` when the snapshot cannot give it.
+    ``comparable`` only when the snapshot is not synthetic and the claim's importer, dataset,
+    NSFW definition, denominator and counted unit all equal this run's (:func:`mismatch`);
+    otherwise ``not comparable (<first difference>)``; ``no estimate`` when the snapshot cannot
+    give the quantity.
     """
-    source_text = json.dumps(snapshot.manifest.get("source", {}), sort_keys=True)
     rows = []
     for claim in claims.itertuples(index=False):
         value = estimates.get(claim.quantity)
-        # null in the YAML arrives as NaN from pandas, never as None
-        condition = None if pd.isna(claim.comparable_when) else str(claim.comparable_when)
-        has_value = not pd.isna(claim.value)
-        same = condition is not None and not snapshot.is_synthetic and condition in source_text
+        has_value = _blank(claim.value) is not None
+        differs = mismatch(claim, snapshot, definition)
         limit = limits.claim_limit(snapshot.manifest, claim.quantity)
         if limit is not None:  # a number here would describe the API's filter, not CivitAI
             value, verdict = None, limit
         elif value is None:
             verdict = "no estimate (the snapshot cannot give this quantity)"
-        elif same and has_value:
+        elif differs is None and has_value:
             verdict = "comparable"
-        elif same:
+        elif differs is None:
             verdict = "comparable (qualitative claim)"
         else:
-            verdict = "not comparable (population differs)"
+            verdict = f"not comparable ({differs})"
         rows.append({"id": claim.id, "claim": claim.claim, "quantity": claim.quantity,
                      "claim_value": claim.value, "this_run": value, "verdict": verdict,
                      "unit": claim.unit, "claim_population": claim.population,

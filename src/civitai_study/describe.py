@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 
 from .logodds import weighted_log_odds
-from .nsfw import LEVEL_LABELS, NSFW_DEFINITIONS, sql_coarse_is_nsfw, sql_is_nsfw
+from .nsfw import (
+    LEVEL_LABELS,
+    NSFW_DEFINITIONS,
+    sql_coarse_decided,
+    sql_coarse_is_nsfw,
+    sql_is_nsfw,
+)
 
 #: Model tags that say a model depicts a real person (a text signal, beside the ``poi`` flag).
 REAL_PERSON_TAGS: tuple[str, ...] = (
@@ -25,13 +31,18 @@ REAL_PERSON_TAGS: tuple[str, ...] = (
 )
 #: Tags naming women/girls, and men/boys: the *text proxy* for gendered targets. It is not the
 #: paper's MiVOLO estimate (an age and gender classifier run on images).
+#: Real-person selection tags ('actress', 'actor') are left out on purpose: a gender proxy that
+#: reused them would count the real-person selection itself as gendered targeting.
 FEMALE_TAGS: tuple[str, ...] = (
     "woman", "women", "female", "girl", "girls", "1girl", "lady", "ladies", "anime girl",
-    "japanese girl", "japanese woman", "waifu", "actress",
+    "japanese girl", "japanese woman", "waifu",
 )
 MALE_TAGS: tuple[str, ...] = (
-    "man", "men", "male", "boy", "boys", "1boy", "guy", "husbando", "anime boy", "actor",
+    "man", "men", "male", "boy", "boys", "1boy", "guy", "husbando", "anime boy",
 )
+#: Exposure floor: an item younger than this many months counts this many (no division by ~0).
+MIN_EXPOSURE_MONTHS = 1.0
+DAYS_PER_MONTH = 365.25 / 12
 
 POP_IMAGES = "all images in the snapshot"
 POP_RATED = "images in the snapshot with a rated NSFW level (level 0 'unrated' left out)"
@@ -67,7 +78,8 @@ SELECT m.id, m.type, m.creator_hash, m.download_count,
        coalesce(t.poi_tag, false) AS poi_tag,
        coalesce(t.female_tag, false) AS female_tag,
        coalesce(t.male_tag, false) AS male_tag,
-       {MONTH.format(col="coalesce(f.first_at, m.created_at)")} AS month
+       {MONTH.format(col="coalesce(f.first_at, m.created_at)")} AS month,
+       coalesce(f.first_at, m.created_at) AS published_at
 FROM models m
 LEFT JOIN first_version f ON f.model_id = m.id
 LEFT JOIN tag_flags t ON t.model_id = m.id
@@ -85,22 +97,65 @@ def images_by_month(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Images per UTC month with counts under both NSFW definitions.
 
     ``n_nsfw``: level above PG (CivitAI's flag; an image rated only by the coarse flag counts by
-    it, ``nsfw.COARSE_FLAG_RULE``); ``n_r_plus``: R or above (bits only: such an image counts as
-    not R+); ``n_rated``: level not 0. Shares are of all images of the month. Undated images are
-    left out (see :func:`undated_counts`).
+    it, ``nsfw.COARSE_FLAG_RULE``); ``n_r_plus``: R or above (bits only); ``n_rated``: rated at
+    bit level or by the coarse flag; ``n_rated_r_plus``: the images the R-or-above definition can
+    decide (a coarse ``true`` flag cannot say R or not). Shares are of those rated images (the
+    denominator of notebook 03's model and of :mod:`civitai_study.claims`, see
+    :func:`rated_nsfw_counts`). Undated images are left out (see :func:`undated_counts`).
     """
     frame = query(con, f"""
         SELECT {MONTH.format(col="created_at")} AS month,
                count(*) AS n_images,
-               count(*) FILTER (WHERE nsfw_level <> 0) AS n_rated,
+               count(*) FILTER (WHERE {sql_coarse_decided("nsfw_level", "nsfw_flag")}) AS n_rated,
                count(*) FILTER (WHERE {sql_coarse_is_nsfw("nsfw_level", "nsfw_flag")}) AS n_nsfw,
-               count(*) FILTER (WHERE {sql_is_nsfw("nsfw_level", "r_plus")}) AS n_r_plus
+               count(*) FILTER (WHERE {sql_coarse_decided("nsfw_level", "nsfw_flag", "r_plus")})
+                   AS n_rated_r_plus,
+               count(*) FILTER (WHERE {sql_coarse_is_nsfw("nsfw_level", "nsfw_flag", "r_plus")})
+                   AS n_r_plus
         FROM images WHERE created_at IS NOT NULL
         GROUP BY month ORDER BY month""")
-    frame["share_nsfw"] = frame["n_nsfw"] / frame["n_images"]
-    frame["share_r_plus"] = frame["n_r_plus"] / frame["n_images"]
-    frame["population"] = POP_IMAGES + ", per upload month"
+    frame["share_nsfw"] = frame["n_nsfw"] / frame["n_rated"].where(frame["n_rated"] > 0)
+    frame["share_r_plus"] = frame["n_r_plus"] / frame["n_rated_r_plus"].where(
+        frame["n_rated_r_plus"] > 0)
+    frame["population"] = POP_IMAGES + ", per upload month (shares: of rated images)"
     return frame
+
+
+def _period_sql(freq: str, column: str = "created_at") -> str:
+    if freq == "month":
+        return f"strftime({column}, '%Y-%m')"
+    if freq == "week":
+        return f"strftime(date_trunc('week', {column}), '%Y-%m-%d')"
+    raise ValueError(f"unknown aggregation {freq!r}; choose 'month' or 'week'")
+
+
+def rated_nsfw_counts(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
+                      freq: str = "month") -> pd.DataFrame:
+    """``period, n, k``: rated images with a date (``n``) and NSFW ones (``k``) per period.
+
+    The one denominator for image NSFW shares (notebooks 02 and 03, claims): unrated images
+    (level 0, no coarse flag) carry no information on NSFW and would pull every share down by
+    their share; images rated only by the coarse flag count where the definition can decide them
+    (:data:`civitai_study.nsfw.COARSE_FLAG_RULE`).
+    """
+    decided = sql_coarse_decided("nsfw_level", "nsfw_flag", definition)
+    return query(con, f"""
+        SELECT {_period_sql(freq)} AS period, count(*) AS n,
+               count(*) FILTER (WHERE {sql_coarse_is_nsfw("nsfw_level", "nsfw_flag", definition)})
+                   AS k
+        FROM images WHERE created_at IS NOT NULL AND {decided}
+        GROUP BY period ORDER BY period""")
+
+
+def model_share_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Models in the snapshot (all, dated or not) and how many carry the poi and nsfw flags.
+
+    The one denominator for overall model shares (notebook 02, claims): *all* models. Per-month
+    shares (notebooks 02 and 03) can only use models with a date; they say so.
+    """
+    row = con.execute("""SELECT count(*), count(*) FILTER (WHERE poi),
+                                count(*) FILTER (WHERE nsfw) FROM models""").fetchone()
+    return {"n_models": int(row[0]), "n_poi": int(row[1]), "n_nsfw": int(row[2])}
 
 
 def undated_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -191,7 +246,8 @@ def base_models_by_month(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def nsfw_definitions_by_month(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """NSFW share per month under every definition, for images and for models, side by side.
 
-    Images: level above PG and R or above (denominator: all images of the month). Models: the
+    Images: level above PG and R or above (denominator: rated images of the month, as in
+    :func:`rated_nsfw_counts`). Models: the
     ``nsfw`` flag (all models) and the level mask under both definitions (denominator: models
     whose level is known; none in 2023 data, where the rows say so with ``n = 0``).
     """
@@ -201,8 +257,11 @@ def nsfw_definitions_by_month(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         parts.append(f"""
             SELECT 'images' AS unit, '{name}' AS definition, {MONTH.format(col="created_at")}
                    AS month, count(*) AS n,
-                   count(*) FILTER (WHERE {sql_is_nsfw("nsfw_level", name)}) AS n_nsfw
-            FROM images WHERE created_at IS NOT NULL GROUP BY ALL""")
+                   count(*) FILTER (WHERE {sql_coarse_is_nsfw("nsfw_level", "nsfw_flag", name)})
+                       AS n_nsfw
+            FROM images
+            WHERE created_at IS NOT NULL AND {sql_coarse_decided("nsfw_level", "nsfw_flag", name)}
+            GROUP BY ALL""")
         parts.append(f"""
             SELECT 'models' AS unit, 'level_{name}' AS definition, month,
                    count(*) FILTER (WHERE nsfw_level IS NOT NULL) AS n,
@@ -217,7 +276,7 @@ def nsfw_definitions_by_month(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                               np.nan)
     frame["population"] = np.select(
         [frame["unit"] == "images", frame["definition"] == "flag"],
-        [POP_IMAGES + ", per upload month", POP_MODELS + ", per month of first version"],
+        [POP_RATED + ", per upload month", POP_MODELS + ", per month of first version"],
         POP_MODELS + " with a known level mask, per month of first version")
     return frame
 
@@ -276,13 +335,15 @@ def poi_tag_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame
 
 
-def poi_by_group(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def poi_by_group(con: duckdb.DuckDBPyConnection, as_of: str | None = None) -> pd.DataFrame:
     """Real-person models against the others: NSFW share and the downloads they receive.
 
     Groups by the ``poi`` flag and, separately, by the tag signal. Download statistics are over
-    models that report downloads (creators may hide them).
+    models that report downloads (creators may hide them); ``downloads_per_month_mean`` divides
+    each model's cumulative downloads by its months of exposure (see :func:`downloads_by_nsfw`).
     """
     model_facts(con)
+    months = _exposure_months("published_at", _as_of(con, as_of))
     rows = []
     for signal in ("poi", "poi_tag"):
         rows.append(query(con, f"""
@@ -291,7 +352,9 @@ def poi_by_group(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                    count(download_count) AS n_with_downloads,
                    sum(download_count)::BIGINT AS downloads_total,
                    avg(download_count) AS downloads_mean,
-                   quantile_cont(download_count, 0.5) AS downloads_median
+                   quantile_cont(download_count, 0.5) AS downloads_median,
+                   avg(download_count / {months}) FILTER (WHERE published_at IS NOT NULL)
+                       AS downloads_per_month_mean
             FROM model_facts GROUP BY ALL"""))
     frame = pd.concat(rows, ignore_index=True).sort_values(["signal", "real_person"],
                                                            ignore_index=True)
@@ -475,22 +538,47 @@ def lorenz(con: duckdb.DuckDBPyConnection, points: int = 100) -> pd.DataFrame:
     return frame
 
 
-def engagement_by_level(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def _as_of(con: duckdb.DuckDBPyConnection, as_of: str | None) -> str:
+    """SQL timestamp literal of the snapshot date (default: the latest date in the data)."""
+    if as_of is None:
+        latest = con.execute("""SELECT greatest((SELECT max(created_at) FROM images),
+                                                (SELECT max(created_at) FROM models),
+                                                (SELECT max(created_at) FROM model_versions))
+                             """).fetchone()[0]
+        as_of = str(pd.Timestamp(latest).date()) if latest is not None else "1970-01-01"
+    return f"TIMESTAMPTZ '{pd.Timestamp(as_of).date()} 00:00:00+00'"
+
+
+def _exposure_months(column: str, as_of_sql: str) -> str:
+    """SQL: months between ``column`` and the snapshot date, at least MIN_EXPOSURE_MONTHS."""
+    days = f"(epoch({as_of_sql}) - epoch({column})) / 86400.0"
+    return f"greatest({days} / {DAYS_PER_MONTH}, {MIN_EXPOSURE_MONTHS})"
+
+
+def engagement_by_level(con: duckdb.DuckDBPyConnection, as_of: str | None = None
+                        ) -> pd.DataFrame:
     """Reactions and comments per image by NSFW level (images that carry statistics).
 
+    Reactions are cumulative, so an old image has had longer to collect them: besides the raw
+    means, ``reactions_per_month_mean`` divides each image's reactions by its months of exposure
+    (upload to ``as_of``, the snapshot date; default the latest date in the data; at least one
+    month), over dated images with statistics.
     Model previews in the 2023 crawl carry no reactions: ``n_with_stats`` is then 0 and the means
     are empty, which the notebook says in words.
     """
-    frame = query(con, """
+    months = _exposure_months("created_at", _as_of(con, as_of))
+    reactions = ("(coalesce(like_count, 0) + coalesce(heart_count, 0) + coalesce(laugh_count, 0)"
+                 " + coalesce(cry_count, 0))")
+    frame = query(con, f"""
         SELECT nsfw_level, count(*) AS n_images, count(like_count) AS n_with_stats,
                avg(like_count) AS likes_mean, avg(heart_count) AS hearts_mean,
                avg(comment_count) AS comments_mean,
-               avg(coalesce(like_count, 0) + coalesce(heart_count, 0) + coalesce(laugh_count, 0)
-                   + coalesce(cry_count, 0)) FILTER (WHERE like_count IS NOT NULL)
-                   AS reactions_mean,
-               quantile_cont(coalesce(like_count, 0) + coalesce(heart_count, 0)
-                   + coalesce(laugh_count, 0) + coalesce(cry_count, 0), 0.5)
-                   FILTER (WHERE like_count IS NOT NULL) AS reactions_median
+               avg({reactions}) FILTER (WHERE like_count IS NOT NULL) AS reactions_mean,
+               quantile_cont({reactions}, 0.5) FILTER (WHERE like_count IS NOT NULL)
+                   AS reactions_median,
+               avg({reactions} / {months})
+                   FILTER (WHERE like_count IS NOT NULL AND created_at IS NOT NULL)
+                   AS reactions_per_month_mean
         FROM images GROUP BY ALL ORDER BY nsfw_level""")
     frame["nsfw_level"] = frame["nsfw_level"].astype(int)
     frame.insert(1, "level_label", frame["nsfw_level"].map(LEVEL_LABELS).fillna("other"))
@@ -498,16 +586,26 @@ def engagement_by_level(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame
 
 
-def downloads_by_nsfw(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Model downloads by the model's ``nsfw`` flag (models that report downloads)."""
+def downloads_by_nsfw(con: duckdb.DuckDBPyConnection, as_of: str | None = None) -> pd.DataFrame:
+    """Model downloads by the model's ``nsfw`` flag (models that report downloads).
+
+    Download counts are cumulative: ``downloads_per_month_mean``/``_median`` divide each model's
+    downloads by its months of exposure (first version, else the model's date, to ``as_of``, the
+    snapshot date; default the latest date in the data; at least one month), over dated models.
+    """
     model_facts(con)
-    frame = query(con, """
+    months = _exposure_months("published_at", _as_of(con, as_of))
+    frame = query(con, f"""
         SELECT nsfw_flag, count(*) AS n_models, count(download_count) AS n_with_downloads,
                sum(download_count)::BIGINT AS downloads_total,
                avg(download_count) AS downloads_mean,
-               quantile_cont(download_count, 0.5) AS downloads_median
+               quantile_cont(download_count, 0.5) AS downloads_median,
+               avg(download_count / {months}) FILTER (WHERE published_at IS NOT NULL)
+                   AS downloads_per_month_mean,
+               quantile_cont(download_count / {months}, 0.5)
+                   FILTER (WHERE published_at IS NOT NULL) AS downloads_per_month_median
         FROM model_facts GROUP BY ALL ORDER BY nsfw_flag""")
-    frame["population"] = POP_MODELS + " that report downloads"
+    frame["population"] = POP_MODELS + " that report downloads (per month: dated ones)"
     return frame
 
 

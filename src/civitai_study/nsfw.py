@@ -41,6 +41,13 @@ NSFW_DEFINITIONS: dict[str, int] = {
     "above_pg": int(ABOVE_PG_BITS),  # CivitAI's own ``nsfw`` flag: level above PG
     "r_plus": int(R_PLUS_BITS),  # stricter: R or above
 }
+#: Why "above PG" is the headline definition and "R or above" is always shown beside it.
+MAIN_DEFINITION_REASON = (
+    "'Above PG' is the main NSFW definition because it is the one the authors' released data "
+    "uses (browsingLevel: 1 = SFW, higher = more NSFW) and so the one the paper's claim can be "
+    "checked against; 'R or above' is always shown beside it because CivitAI's own SFW filter "
+    "counts PG-13 as safe, so the stricter definition is what the platform itself calls NSFW."
+)
 DEFINITION_LABELS: dict[str, str] = {
     "above_pg": "above PG (CivitAI's nsfw flag)",
     "r_plus": "R or above",
@@ -98,6 +105,17 @@ def coarse_is_nsfw(level: int, flag: bool | None, definition: str = "above_pg") 
         check_definition(definition)
         return False if not flag else None
     return is_nsfw(level, definition)
+
+
+def sql_coarse_decided(level: str, flag: str, definition: str = "above_pg") -> str:
+    """DuckDB SQL: the image has a rating the definition can use (the denominator of shares).
+
+    Bit-level ratings always count; an image rated only by the coarse flag counts where
+    :data:`COARSE_FLAG_RULE` decides it (any flag for above PG, only ``false`` for R or above).
+    """
+    check_definition(definition)
+    coarse = f"{flag} IS NOT NULL" if definition == "above_pg" else f"{flag} = false"
+    return f"({level} <> 0 OR ({level} = 0 AND {coarse}))"
 
 
 def sql_coarse_is_nsfw(level: str, flag: str, definition: str = "above_pg") -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from .claims import format_value
+from .nsfw import MAIN_DEFINITION_REASON
 from .paths import DATA_DIR, DERIVED_DIR, FIGURES_DIR, NOTEBOOKS_DIR, ROOT
 
 REPORT_SOURCES = ROOT / "report"
@@ -123,7 +124,10 @@ def findings_html(rows: pd.DataFrame, synthetic: bool = False) -> str:
     lead = ("<p><strong>Synthetic run:</strong> these statements describe the synthetic "
             "generator the repository ships with, not CivitAI; they show what each analysis "
             "reports, not what the study finds.</p>\n") if synthetic else ""
-    return lead + '<ul class="findings">\n' + "\n".join(items) + "\n</ul>"
+    reason = ""
+    if own["finding"].str.contains("above PG (main)", regex=False).any():
+        reason = f'\n<p class="definitions">{_esc(MAIN_DEFINITION_REASON)}</p>'
+    return lead + '<ul class="findings">\n' + "\n".join(items) + "\n</ul>" + reason
 
 
 def gallery_html(rows: pd.DataFrame, figures_dir: Path) -> str:

@@ -44,8 +44,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.stattools import durbin_watson
 from statsmodels.tools import sm_exceptions
 
+from . import describe
 from .describe import REAL_PERSON_TAGS, _sql_list
-from .nsfw import check_definition, sql_is_nsfw
+from .nsfw import check_definition, sql_coarse_decided, sql_coarse_is_nsfw
 from .paths import DATA_DIR
 
 TIME_ORIGIN = "2022-11"
@@ -115,12 +116,8 @@ def nsfw_counts(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
                 freq: str = "month") -> pd.DataFrame:
     """Rated images (``n``) and NSFW images (``k``) per period; unrated (level 0) left out."""
     check_definition(definition)
-    frame = con.execute(f"""
-        SELECT {_period_sql(freq)} AS period, count(*) AS n,
-               count(*) FILTER (WHERE {sql_is_nsfw("nsfw_level", definition)}) AS k
-        FROM images WHERE created_at IS NOT NULL AND nsfw_level <> 0
-        GROUP BY period ORDER BY period""").df()
-    return add_time(frame, freq)
+    # the denominator shared with notebook 02 and the claims table (describe.rated_nsfw_counts)
+    return add_time(describe.rated_nsfw_counts(con, definition, freq), freq)
 
 
 def poi_counts(con: duckdb.DuckDBPyConnection, signal: str = "poi",
@@ -390,8 +387,10 @@ def group_counts(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
     frame = con.execute(f"""
         SELECT {_period_sql("month")} AS period, coalesce({by}, 'unknown') AS "group",
                count(*) AS n,
-               count(*) FILTER (WHERE {sql_is_nsfw("nsfw_level", definition)}) AS k
-        FROM images WHERE created_at IS NOT NULL AND nsfw_level <> 0
+               count(*) FILTER (WHERE {sql_coarse_is_nsfw("nsfw_level", "nsfw_flag", definition)})
+                   AS k
+        FROM images
+        WHERE created_at IS NOT NULL AND {sql_coarse_decided("nsfw_level", "nsfw_flag", definition)}
         GROUP BY ALL ORDER BY period, "group" """).df()
     return add_time(frame, "month")
 

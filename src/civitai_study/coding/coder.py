@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 100_000
 UNKNOWN_MONTH = -1
+#: Month × stratum cells share one integer key: month_key * CELL_BASE + (stratum + 1).
+CELL_BASE = 64
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class FieldTally:
     term_docs: np.ndarray = None  # type: ignore[assignment]
     by_month: dict[int, np.ndarray] = field(default_factory=dict)  # key → [n_total, per cat...]
     by_stratum: dict[int, np.ndarray] = field(default_factory=dict)
+    by_cell: dict[int, np.ndarray] = field(default_factory=dict)  # month × stratum
     masks: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -104,7 +107,9 @@ class FieldTally:
         self.n_bytes += matches.n_bytes
         self.term_docs += np.bincount(matches.term, minlength=self.n_labels)
         doc_cat = np.nonzero(flags)  # (document, category) pairs, documents with text only
-        for keys, store in ((month, self.by_month), (stratum, self.by_stratum)):
+        cell = month.astype(np.int64) * CELL_BASE + (stratum.astype(np.int64) + 1)
+        for keys, store in ((month, self.by_month), (stratum, self.by_stratum),
+                            (cell, self.by_cell)):
             keys = keys.astype(np.int64)
             low = int(keys.min()) if len(keys) else 0
             index = keys - low
@@ -169,6 +174,28 @@ class CodingResult:
         """Category shares by image NSFW level (prompt fields) or model NSFW flag (model fields)."""
         return self._shares("by_stratum", "nsfw_level",
                             lambda f, k: self.strata[f].get(k, f"level {k}"))
+
+    def categories_by_month_level(self) -> pd.DataFrame:
+        """``month, nsfw_level, category, field, n_documents, share, n_total`` per month and
+        stratum (image NSFW level for prompt fields; the model's nsfw flag for model fields).
+
+        Why: a category tied to NSFW content rises with the NSFW mix alone; its trend *within*
+        level (:mod:`civitai_study.coding.composition`) needs counts per month and level.
+        """
+        rows = []
+        for f, t in self.tallies.items():
+            for key, vec in t.by_cell.items():
+                month, offset = divmod(key, CELL_BASE)
+                level = self.strata[f].get(offset - 1, f"level {offset - 1}")
+                total = int(vec[0])
+                for j, cat in enumerate(self.categories):
+                    n = int(vec[j + 1])
+                    rows.append({"month": month_label(month), "nsfw_level": level,
+                                 "category": cat, "field": f, "n_documents": n,
+                                 "share": n / total if total else np.nan, "n_total": total})
+        columns = ["month", "nsfw_level", "category", "field", "n_documents", "share", "n_total"]
+        out = pd.DataFrame(rows, columns=columns)
+        return out.sort_values(["month", "nsfw_level", "category", "field"], ignore_index=True)
 
     def cooccurrence(self, field: str = "prompt") -> pd.DataFrame:
         """Documents of ``field`` using both category A and category B (A = B: using A).

@@ -38,6 +38,7 @@ def write_coding_tables(result, tables: Path) -> list[Path]:
         "coded_terms.csv": result.term_counts(),
         "coded_categories_by_month.csv": result.categories_by_month(),
         "coded_categories_by_nsfw_level.csv": result.categories_by_level(),
+        "coded_categories_by_month_level.csv": result.categories_by_month_level(),
         "coded_fields.csv": result.fields_summary(),
     }
     paths = []

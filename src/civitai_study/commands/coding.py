@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..coding.codebook import load_codebook
 from ..coding.discovery import nsfw_candidates, poi_candidates
-from ..coding.reliability import agreement, export_sample, read_codings
+from ..coding.reliability import TIE_RULES, agreement, export_sample, read_codings
 from ..paths import display_path
 from ..snapshot import load_snapshot
 from ..staging import StagedFiles, write_text_atomic
@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = cmds.add_parser("agreement", help="kappa, alpha and automatic-coder precision/recall")
     a.add_argument("files", nargs="+", type=Path, help="coding CSV files (two or more coders)")
     a.add_argument("--out", type=Path, default=None, help="write the table to this CSV")
+    a.add_argument("--tie-rule", choices=TIE_RULES, default="present",
+                   help="how a tie is settled when no coder named 'adjudicator' coded the unit")
     a.set_defaults(func=_agreement)
 
     c = cmds.add_parser("candidates", help="inductive candidate terms (weighted log-odds)")
@@ -83,7 +85,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _agreement(args: argparse.Namespace) -> int:
     codebook = load_codebook(args.codebook)
-    table = agreement(read_codings(args.files, codebook), codebook)
+    table = agreement(read_codings(args.files, codebook), codebook, tie_rule=args.tie_rule)
     print(table.round(3).to_string(index=False))
     if args.out:
         write_text_atomic(args.out, table.to_csv(index=False, float_format="%.6g",

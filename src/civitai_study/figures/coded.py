@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FixedLocator, NullFormatter
 
 from ..nsfw import LEVEL_LABELS
-from .style import OKABE_ITO, attach_data, finish, level_color, month_axis, new_figure, pct
+from .style import OKABE_ITO, attach_data, finish, level_color, month_axis, new_figure, pct, wrapped
 from .volume import _require
 
 
 def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
-                         trends: pd.DataFrame | None = None, source_label: str, synthetic: bool):
-    """Monthly share of documents (default: prompts) coded with each category.
+                         trends: pd.DataFrame | None = None,
+                         within: pd.DataFrame | None = None,
+                         unreliable: list[str] | tuple[str, ...] = (),
+                         source_label: str, synthetic: bool):
+    """Monthly share of documents (default: prompts) coded with each category, all NSFW levels
+    pooled.
 
     ``frame``: ``month, category, field, n_documents, share`` (``coded_categories_by_month.csv``);
     documents without a date (month ``unknown``) are left out. ``trends`` (optional):
     ``category, odds_ratio_per_year`` (``coding_share_trends.csv``) adds each category's fitted
-    odds ratio per year to its legend entry.
+    pooled odds ratio per year to its legend entry. ``within`` (optional): ``category,
+    odds_ratio_per_year, or_ci_low, or_ci_high`` within NSFW level (``coding_within_level_trends
+    .csv``); the title then says whether the largest pooled change holds within level, so it
+    never claims a rise that is only the NSFW mix. ``unreliable``: categories below the
+    reliability gate, marked in the legend and never named as a trend in the title.
     """
     _require(frame, ["month", "category", "field", "share"], "categories_over_time")
     part = frame[(frame["field"] == field)
@@ -38,6 +47,8 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     for k, category in enumerate(wide.columns):
         label = (f"{category} (odds ×{odds[category]:.2f}/year)" if category in odds
                  else category)
+        if category in unreliable:
+            label += " [not reliable]"
         ax.plot(x, wide[category], color=OKABE_ITO[k % 8], ls=("-", "--")[(k // 8) % 2], lw=1.3,
                 label=label)
     month_axis(ax, months)
@@ -46,13 +57,93 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     ax.set_ylabel(f"{field}s coded with the category (%)")
     ax.legend(title="category" + (" (fitted trend)" if odds else ""), loc="upper left",
               bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    title = over_time_finding(wide, field, within, unreliable)
+    finish(fig, wrapped(title), source_label, synthetic)
+    return attach_data(fig, wide, title)
+
+
+def over_time_finding(wide: pd.DataFrame, field: str, within: pd.DataFrame | None,
+                      unreliable: list[str] | tuple[str, ...] = ()) -> str:
+    """Title of the pooled share-over-time figure: the largest pooled change, said to be pooled,
+    and whether it holds within NSFW level (a pooled rise can be the NSFW mix alone)."""
     first, last = wide.iloc[:6].mean(), wide.iloc[-6:].mean()
     change = (last - first).sort_values(ascending=False, kind="stable")
     riser = change.index[0]
-    title = (f"'{riser}' vocabulary grew most: from {pct(first[riser])} to {pct(last[riser])} of "
-             f"{field}s (first vs last 6 months)")
-    finish(fig, title, source_label, synthetic)
-    return attach_data(fig, wide, title)
+    pooled = (f"'{riser}' share of {field}s changed most with all NSFW levels pooled "
+              f"({pct(first[riser])} → {pct(last[riser])}, first vs last 6 months)")
+    if riser in unreliable:
+        return pooled + "; coding not reliable enough for a trend claim"
+    if within is not None and "within_or_ci_low" in within.columns:  # marginal_and_within table
+        within = within.rename(columns={"within_odds_ratio_per_year": "odds_ratio_per_year",
+                                        "within_or_ci_low": "or_ci_low",
+                                        "within_or_ci_high": "or_ci_high"})
+    rows = (within.set_index("category") if within is not None
+            and "or_ci_low" in within.columns else None)
+    if rows is None or riser not in rows.index or pd.isna(rows.loc[riser, "or_ci_low"]):
+        return pooled + "; not adjusted for the NSFW mix"
+    row = rows.loc[riser]
+    interval = (f"odds ×{row['odds_ratio_per_year']:.2f}/year "
+                f"({row['or_ci_low']:.2f}–{row['or_ci_high']:.2f})")
+    if row["or_ci_low"] <= 1 <= row["or_ci_high"]:
+        return pooled + f"; within NSFW level no clear trend, {interval}"
+    return pooled + f"; within NSFW level {interval}"
+
+
+def within_level(table: pd.DataFrame, *, source_label: str, synthetic: bool):
+    """Forest plot: each category's odds ratio per year, pooled over NSFW levels and within level
+    (level fixed effects), with 95% intervals; unreliable categories are marked.
+
+    ``table``: :func:`civitai_study.coding.trends.marginal_and_within`'s frame
+    (``coding_within_level_trends.csv``).
+    """
+    need = ["category", "pooled_odds_ratio_per_year", "pooled_or_ci_low", "pooled_or_ci_high",
+            "within_odds_ratio_per_year", "within_or_ci_low", "within_or_ci_high", "verdict"]
+    _require(table, need, "within_level")
+    data = table.sort_values("category", ignore_index=True)
+    fig, ax = new_figure(figsize=(7.0, 4.0))
+    y = np.arange(len(data))
+    for offset, prefix, color, label in ((0.15, "pooled", "#999999", "all levels pooled"),
+                                         (-0.15, "within", "#0072B2", "within NSFW level")):
+        est = data[f"{prefix}_odds_ratio_per_year"].to_numpy(dtype=float)
+        low = data[f"{prefix}_or_ci_low"].to_numpy(dtype=float)
+        high = data[f"{prefix}_or_ci_high"].to_numpy(dtype=float)
+        ok = np.isfinite(est) & np.isfinite(low) & np.isfinite(high)
+        ax.errorbar(est[ok], y[ok] + offset, xerr=[est[ok] - low[ok], high[ok] - est[ok]],
+                    fmt="o", color=color, ms=4, lw=1.2, capsize=2, label=label)
+    ax.axvline(1.0, color="#444444", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [v for v in (0.25, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0)
+             if low <= v <= high]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    names = [c + (" [not reliable]" if "trend_claim" in data and
+                  str(data.loc[i, "trend_claim"]).startswith("not reliable") else "")
+             for i, c in enumerate(data["category"])]
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("odds ratio per year of the category's share of prompts (log scale)")
+    ax.legend(fontsize=7, loc="lower right")
+    title = within_level_finding(data)
+    finish(fig, wrapped(title), source_label, synthetic)
+    return attach_data(fig, data, title)
+
+
+def within_level_finding(table: pd.DataFrame) -> str:
+    """How many pooled rises hold within NSFW level (only reliable categories can 'rise')."""
+    pooled_up = table[table["pooled_or_ci_low"] > 1]
+    vanish = pooled_up[pooled_up["verdict"].str.startswith("pooled rise disappears")]
+    rises = table[table["verdict"] == "rises within level"]
+    if "trend_claim" in table:
+        rises = rises[~rises["trend_claim"].astype(str).str.startswith("not reliable")]
+    text = (f"{len(vanish)} of {len(pooled_up)} pooled rises in coded vocabulary disappear "
+            "within NSFW level")
+    if len(rises):
+        text += "; rising within level: " + ", ".join(f"'{c}'" for c in rises["category"])
+    else:
+        text += "; no reliably coded category rises within level"
+    return text
 
 
 def cooccurrence_matrix(frame: pd.DataFrame) -> pd.DataFrame:
@@ -205,9 +296,11 @@ def reliability_long(frame: pd.DataFrame) -> pd.DataFrame:
 
 def reliability(frame: pd.DataFrame, *, demonstration: bool = False, source_label: str,
                 synthetic: bool):
-    """Agreement per codebook category: Cohen's kappa, Krippendorff's alpha, and the automatic
-    coder's precision and recall against the coders' majority, with Krippendorff's thresholds
-    (0.667 tentative, 0.8 reliable). Undefined values are left out and annotated, not drawn as 0.
+    """Agreement per codebook category: Cohen's kappa, Krippendorff's alpha (with its bootstrap
+    interval when the table has ``alpha_ci_low``/``alpha_ci_high``), and the automatic coder's
+    precision and recall against the adjudicated consensus, with Krippendorff's thresholds
+    (0.667 tentative: below it, no trend claim; 0.8 reliable). Undefined values are left out and
+    annotated, not drawn as 0.
 
     ``frame``: ``category, cohen_kappa, krippendorff_alpha, auto_precision, auto_recall``
     (``coding_agreement.csv``). ``demonstration``: the coding file is the simulated
@@ -228,6 +321,13 @@ def reliability(frame: pd.DataFrame, *, demonstration: bool = False, source_labe
         for p, note in zip(pos[~defined], part["note"].to_numpy()[~defined], strict=True):
             ax.text(p, 0.03, note, rotation=90, ha="center", va="bottom", fontsize=5.5,
                     color="#444444")
+        if column == "krippendorff_alpha" and {"alpha_ci_low", "alpha_ci_high"} <= set(frame):
+            ci = frame.set_index("category").loc[categories]
+            value = part["value"].to_numpy(dtype=float)
+            low, high = (ci[c].to_numpy(dtype=float) for c in ("alpha_ci_low", "alpha_ci_high"))
+            ok = defined & np.isfinite(low) & np.isfinite(high)
+            ax.errorbar(pos[ok], value[ok], yerr=[value[ok] - low[ok], high[ok] - value[ok]],
+                        fmt="none", ecolor="#000000", lw=0.8, capsize=1.5)
     for value, style, words in zip(RELIABILITY_THRESHOLDS, ("--", ":"),
                                    ("tentative", "reliable"), strict=True):
         ax.axhline(value, color="#444444", lw=0.8, ls=style)
@@ -241,7 +341,7 @@ def reliability(frame: pd.DataFrame, *, demonstration: bool = False, source_labe
     ax.set_ylabel("agreement coefficient (1 = perfect, 0 = chance)")
     ax.legend(fontsize=6.5, ncols=2, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     title = _reliability_finding(long, demonstration)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title, 110), source_label, synthetic)
     return attach_data(fig, long, title)
 
 
@@ -251,7 +351,8 @@ def _reliability_finding(long: pd.DataFrame, demonstration: bool) -> str:
     n_undefined = int((~alpha["defined"]).sum())
     prefix = "DEMONSTRATION data: " if demonstration else ""
     if defined.empty:
-        return f"{prefix}Krippendorff's alpha is undefined for every category (no variation)"
+        return (f"{prefix}Krippendorff's alpha is undefined for every category (no variation): "
+                "none is reliable enough for a trend claim")
     reliable = int((defined["value"] >= RELIABILITY_THRESHOLDS[0]).sum())
     best, worst = defined.iloc[-1], defined.iloc[0]
     text = (f"{prefix}{reliable} of {len(defined)} categories reach alpha ≥ "
@@ -259,6 +360,9 @@ def _reliability_finding(long: pd.DataFrame, demonstration: bool) -> str:
             f"lowest '{worst['category']}' ({worst['value']:.2f})")
     if n_undefined:
         text += f"; undefined for {n_undefined} (no variation)"
+    failing = len(alpha) - reliable
+    if failing:
+        text += f"; {failing} not reliable enough for a trend claim"
     return text
 
 

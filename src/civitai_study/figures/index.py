@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import nbformat
 import pandas as pd
 
+from ..nsfw import MAIN_DEFINITION_REASON
 from ..paths import FIGURES_DIR, NOTEBOOKS_DIR, ROOT
 from .style import PNG_METADATA, finding_of, save_figure
 
@@ -162,6 +163,8 @@ class FigureIndex:
             "Each figure is saved as PNG (300 dpi) and PDF. *Cell* is the notebook cell "
             "(nbformat cell id) that made the figure; *table* is the CSV it plots.",
             "",
+            *([MAIN_DEFINITION_REASON, ""]
+              if any("above PG (main)" in row["finding"] for row in self.rows) else []),
         ]
 
     def _table(self, figures_dir: Path, tables_dir: Path, base: Path) -> list[str]:
@@ -197,6 +200,8 @@ class FigureIndex:
         _, tail = rest.split(end, 1)
         block = ["Generated from `figures/README.md` by notebook 05; every row links the figure, "
                  "the notebook cell that made it and the table it plots.", ""]
+        if any("above PG (main)" in row["finding"] for row in self.rows):
+            block += [MAIN_DEFINITION_REASON, ""]
         block += self._table(figures_dir, tables_dir, readme.parent)
         new = head + start + "\n" + "\n".join(block) + "\n" + end + tail
         if new != text:

@@ -7,6 +7,7 @@ with pinned metadata so re-running leaves the files byte-identical.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -111,6 +112,11 @@ def finish(fig: plt.Figure, title: str, source_label: str, synthetic: bool) -> N
     fig.suptitle(title, fontsize=10, fontweight="bold", x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     add_footer(fig, source_label, synthetic)
+
+
+def wrapped(title: str, width: int = 80) -> str:
+    """A long finding broken into lines for the figure's title (the index keeps one line)."""
+    return textwrap.fill(title, width=width, break_long_words=False)
 
 
 def month_axis(ax, months: list[str], every: int = 6) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from .. import describe
+from .. import composition, describe
 from ..paths import DATA_DIR, display_path
 
 MONTH = "strftime(created_at, '%Y-%m')"
@@ -161,6 +161,7 @@ COMPUTE: dict[str, Callable] = {
     "coding_cooccurrence.csv": coded_category_cooccurrence,
     "coded_terms.csv": coded_terms,
     "blurhash_sample.csv": blurhash_sample,
+    "nsfw_decomposition.csv": composition.decompose,
 }
 
 

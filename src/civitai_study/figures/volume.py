@@ -17,6 +17,7 @@ from .style import (
     month_axis,
     new_figure,
     pct,
+    wrapped,
 )
 
 
@@ -50,7 +51,10 @@ def uploads_by_nsfw_level(frame: pd.DataFrame, *, shares: bool = False, source_l
     wide = level_matrix(frame, shares=shares)
     counts = level_matrix(frame, shares=False)
     months = list(wide.index)
-    above_pg = counts[[c for c in counts.columns if c >= 2]].sum(axis=1) / counts.sum(axis=1)
+    # NSFW shares in titles are of *rated* images (level 0 left out), as everywhere else
+    rated = counts[[c for c in counts.columns if c != 0]].sum(axis=1).replace(0, np.nan)
+    above_pg = counts[[c for c in counts.columns if c >= 2]].sum(axis=1) / rated
+    r_plus = counts[[c for c in counts.columns if c >= 4]].sum(axis=1) / rated
     fig, ax = new_figure()
     bottom = np.zeros(len(months))
     x = np.arange(len(months))
@@ -65,16 +69,18 @@ def uploads_by_nsfw_level(frame: pd.DataFrame, *, shares: bool = False, source_l
         ax.set_ylabel("share of the month's images (%)")
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
-        title = (f"Images rated above PG rose from {pct(above_pg.iloc[0])} of uploads in "
-                 f"{months[0]} to {pct(above_pg.iloc[-1])} in {months[-1]}")
+        title = (f"Images rated above PG went from {pct(above_pg.iloc[0])} of rated uploads in "
+                 f"{months[0]} to {pct(above_pg.iloc[-1])} in {months[-1]} (R or above: "
+                 f"{pct(r_plus.iloc[0])} to {pct(r_plus.iloc[-1])})")
     else:
         ax.set_ylabel("images uploaded per month (count)")
         total = counts.sum(axis=1)
         title = (f"Monthly uploads grew from {int(total.iloc[0]):,} images in {months[0]} to "
-                 f"{int(total.iloc[-1]):,} in {months[-1]}, {pct(above_pg.iloc[-1])} above PG")
+                 f"{int(total.iloc[-1]):,} in {months[-1]}, {pct(above_pg.iloc[-1])} of rated ones "
+                 f"above PG ({pct(r_plus.iloc[-1])} R or above)")
     ax.legend(title="NSFW level", ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0),
               reverse=True)
-    finish(fig, title, source_label, synthetic)
+    finish(fig, wrapped(title), source_label, synthetic)
     return attach_data(fig, wide, title)
 
 
@@ -147,6 +153,26 @@ def _draw_events(ax, events: pd.DataFrame, months: list[str]) -> None:
                 bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 2})
 
 
+def _direction(summary: dict[str, float]) -> str:
+    if summary["ci_low"] > 1:
+        return "rises"
+    return "falls" if summary["ci_high"] < 1 else "shows no clear trend"
+
+
+def headline_finding(summaries: dict[str, dict[str, float]]) -> str:
+    """The headline odds ratio under both NSFW definitions, side by side (main one first)."""
+    main, strict = summaries["above_pg"], summaries["r_plus"]
+    verbs = {_direction(main), _direction(strict)}
+    verb = (f"{verbs.pop()} under both definitions" if len(verbs) == 1
+            else f"{_direction(main)} above PG and {_direction(strict)} at R or above")
+
+    def odds(s: dict[str, float]) -> str:
+        return (f"×{s['odds_ratio_per_year']:.2f} per year (95% CI {s['ci_low']:.2f}–"
+                f"{s['ci_high']:.2f})")
+    return (f"The NSFW share {verb}: odds of an image above PG (main) {odds(main)}; "
+            f"R or above {odds(strict)}")
+
+
 def nsfw_share_trend(monthly: pd.DataFrame, events: pd.DataFrame | None = None, *,
                      source_label: str, synthetic: bool):
     """NSFW share per month under both definitions, with the fitted quasi-binomial trend, its
@@ -186,11 +212,6 @@ def nsfw_share_trend(monthly: pd.DataFrame, events: pd.DataFrame | None = None, 
     rated = "n_rated" in monthly.columns
     ax.set_ylabel(f"NSFW share of the month's {'rated ' if rated else ''}images (%)")
     ax.legend(loc="lower right", fontsize=6.5)
-    s = summaries["above_pg"]
-    verb = ("rises" if s["ci_low"] > 1 else "falls" if s["ci_high"] < 1
-            else "shows no clear trend")
-    title = (f"The NSFW share {verb}: odds of an image above PG change ×"
-             f"{s['odds_ratio_per_year']:.2f} per year (95% CI {s['ci_low']:.2f}–"
-             f"{s['ci_high']:.2f})")
-    finish(fig, title, source_label, synthetic)
+    title = headline_finding(summaries)
+    finish(fig, wrapped(title), source_label, synthetic)
     return attach_data(fig, data, title)

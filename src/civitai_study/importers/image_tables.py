@@ -192,6 +192,13 @@ def _fetch_from_hub(name: str) -> Path:
                                   allow_patterns=["*.parquet", "*.csv", "*.csv.gz"]))
 
 
+def exact_dataset(importer: str, rows: int) -> str:
+    """The dataset an import is of: Civ-40M only when it holds the full collection's rows."""
+    if importer == "civiverse":
+        return "Civiverse-6M"
+    return "Civ-40M" if rows >= 40_000_000 else "Civ-40K"
+
+
 def import_image_table(dataset: str, path: Path | str, out: Path | str,
                        hasher: Hasher | None = None, part_rows: int = PART_ROWS) -> Snapshot:
     """Convert a Civ-40K/40M (``civ40k``) or Civiverse-6M (``civiverse``) table into a snapshot."""
@@ -228,6 +235,9 @@ def import_image_table(dataset: str, path: Path | str, out: Path | str,
         "kind": "import",
         "importer": dataset,
         "name": DATASETS[dataset],
+        # the exact dataset (claims are matched on it): the published Civ-40K table is a
+        # 40,000-row subset of the authors' Civ-40M collection (over 40 million rows)
+        "dataset": exact_dataset(dataset, rows),
         "input": {"name": text} if text.startswith("hf:") else input_description(path),
         "records_read": rows,
         # rows kept, but these cells could not be read (their stats or prompt stay null)

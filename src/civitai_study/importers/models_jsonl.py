@@ -100,6 +100,7 @@ def import_models_jsonl(path: Path, out: Path, hasher: Hasher | None = None,
         "kind": "import",
         "importer": "models-jsonl",
         "name": f"/api/v1/models items from {path.name}",
+        "dataset": path.name.split(".")[0],  # exact dataset id, matched by data/claims.yaml
         "input": input_description(path),
         "records_read": records,
         "note": "snapshot_date is the latest model-version createdAt in the file (the crawl date "

@@ -1,0 +1,202 @@
+"""Is the NSFW rise a change within groups, or a change in the mix of groups?
+
+Why: the platform's mix moved (SD 1.5 → SDXL → Pony; checkpoints → LoRAs; a few heavy uploaders
+joined). If NSFW shares were constant within every base model, model type or creator cohort but
+the mix moved towards the more explicit groups, the pooled NSFW share would still rise. Two
+complementary answers, per grouping:
+
+* **Shift-share decomposition** of the change in the NSFW share between a start and an end window:
+  ``Δ = Σ w̄_g Δs_g (within) + Σ s̄_g Δw_g (mix)``, with ``w`` a group's share of the window's
+  units, ``s`` its NSFW share, bars the mean of the two windows. The identity is exact; a group
+  seen in only one window has no within-change (all of it is mix: entry or exit).
+* **Within-group trend**: binomial GLM of the NSFW share on time with group fixed effects, next to
+  the same model without them. Standard errors are clustered by creator (a few uploaders post most
+  images, so images are not independent). For creators the groups are cohorts (quarter of first
+  upload); fixed effects for every creator are not estimable at 40 million images.
+
+Row-level work runs in DuckDB; the models see one row per creator × month × group cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from .nsfw import check_definition, sql_coarse_decided, sql_coarse_is_nsfw
+from .trends import TIME_ORIGIN, _quiet, add_time
+
+#: Groupings of the decomposition: what is counted and the SQL of each cell's group.
+GROUPINGS: dict[str, dict[str, str]] = {
+    "base_model": {"unit": "images", "what": "base model of the image"},
+    "creator_cohort": {"unit": "images", "what": "creator's cohort (quarter of first upload)"},
+    "creator": {"unit": "images", "what": "creator (shift-share only)"},
+    "model_type": {"unit": "models", "what": "model type (models: nsfw flag)"},
+}
+#: Base models with fewer than this share of the units are pooled into "other (rare)".
+RARE_SHARE = 0.01
+#: Months in each of the start and end windows of the shift-share decomposition.
+WINDOW_MONTHS = 12
+
+
+def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "above_pg"
+          ) -> pd.DataFrame:
+    """``month, group, creator, n, k`` per creator × month × group.
+
+    Images: rated images with a date (the denominator of every image NSFW share,
+    :func:`civitai_study.describe.rated_nsfw_counts`), NSFW under ``definition``. Models
+    (``model_type``): models with a dated first version, NSFW by the model's ``nsfw`` flag.
+    """
+    check_definition(definition)
+    if grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r}; choose one of {', '.join(GROUPINGS)}")
+    if grouping == "model_type":
+        sql = """
+            WITH fv AS (SELECT model_id, min(created_at) AS first_at FROM model_versions
+                        GROUP BY model_id)
+            SELECT strftime(coalesce(fv.first_at, m.created_at), '%Y-%m') AS month,
+                   coalesce(m.type, 'unknown') AS "group",
+                   coalesce(m.creator_hash, 'unknown') AS creator,
+                   count(*) AS n, count(*) FILTER (WHERE coalesce(m.nsfw, false)) AS k
+            FROM models m LEFT JOIN fv ON fv.model_id = m.id
+            WHERE coalesce(fv.first_at, m.created_at) IS NOT NULL
+            GROUP BY ALL"""
+    else:
+        cohort = ("strftime(f.first_at, '%Y') || '-Q' || CAST(quarter(f.first_at) AS VARCHAR)")
+        group = {"base_model": "coalesce(r.base_model, 'unknown')", "creator": "r.creator",
+                 "creator_cohort": cohort}[grouping]
+        sql = f"""
+            WITH rated AS (
+                SELECT created_at, base_model, nsfw_level, nsfw_flag,
+                       coalesce(username_hash, 'unknown') AS creator
+                FROM images
+                WHERE created_at IS NOT NULL
+                  AND {sql_coarse_decided("nsfw_level", "nsfw_flag", definition)}),
+            first AS (SELECT creator, min(created_at) AS first_at FROM rated GROUP BY creator)
+            SELECT strftime(r.created_at, '%Y-%m') AS month,
+                   {group} AS "group",
+                   r.creator, count(*) AS n,
+                   count(*) FILTER (
+                       WHERE {sql_coarse_is_nsfw("r.nsfw_level", "r.nsfw_flag", definition)}) AS k
+            FROM rated r JOIN first f USING (creator)
+            GROUP BY ALL"""
+    frame = con.execute(sql).df()
+    if grouping == "base_model" and len(frame):
+        totals = frame.groupby("group")["n"].sum()
+        rare = totals.index[totals < RARE_SHARE * totals.sum()]
+        frame.loc[frame["group"].isin(rare), "group"] = "other (rare)"
+        frame = frame.groupby(["month", "group", "creator"], as_index=False)[["n", "k"]].sum()
+    return frame.sort_values(["month", "group", "creator"], ignore_index=True)
+
+
+def shift_share(frame: pd.DataFrame, window: int = WINDOW_MONTHS) -> dict[str, Any]:
+    """Change of the pooled NSFW share between the first and the last ``window`` months, split
+    exactly into within-group change and mix change (see the module docstring)."""
+    months = sorted(frame["month"].unique())
+    if len(months) < 2 * window:
+        window = max(1, len(months) // 2)
+    start, end = months[:window], months[-window:]
+    parts = []
+    for name, span in (("0", start), ("1", end)):
+        sel = frame[frame["month"].isin(span)].groupby("group")[["n", "k"]].sum()
+        sel[f"w{name}"] = sel["n"] / sel["n"].sum()
+        sel[f"s{name}"] = sel["k"] / sel["n"]
+        parts.append(sel[[f"w{name}", f"s{name}"]])
+    both = parts[0].join(parts[1], how="outer")
+    both[["w0", "w1"]] = both[["w0", "w1"]].fillna(0.0)
+    both["s0"] = both["s0"].fillna(both["s1"])  # entering group: no within change
+    both["s1"] = both["s1"].fillna(both["s0"])  # leaving group: no within change
+    within = float(((both["w0"] + both["w1"]) / 2 * (both["s1"] - both["s0"])).sum())
+    mix = float(((both["s0"] + both["s1"]) / 2 * (both["w1"] - both["w0"])).sum())
+    share0 = float((both["w0"] * both["s0"]).sum())
+    share1 = float((both["w1"] * both["s1"]).sum())
+    return {"window_start": f"{start[0]}..{start[-1]}", "window_end": f"{end[0]}..{end[-1]}",
+            "share_start": share0, "share_end": share1, "change": share1 - share0,
+            "within": within, "mix": mix, "n_groups": int(len(both)),
+            "n_groups_both_windows": int(((both["w0"] > 0) & (both["w1"] > 0)).sum())}
+
+
+def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:
+    """Odds ratio per year of the NSFW share (logit, time in years since 2022-11), with or without
+    group fixed effects; SEs clustered by creator. Groups where every or no unit is NSFW carry no
+    information on the slope (infinite effect) and are left out of the fixed-effects fit."""
+    data = add_time(frame.rename(columns={"month": "period"}), "month")
+    note = ""
+    columns = ["t"]
+    if fixed_effects:
+        totals = data.groupby("group")[["n", "k"]].sum()
+        informative = totals.index[(totals["k"] > 0) & (totals["k"] < totals["n"])]
+        left = int(totals.loc[~totals.index.isin(informative), "n"].sum())
+        if left:
+            note = f"{left:,} units in groups without variation left out"
+        data = data[data["group"].isin(informative)].reset_index(drop=True)
+        order = list(totals.loc[informative].sort_values("n", ascending=False).index)
+        for group in order[1:]:  # the largest group is the reference
+            column = f"group[{group}]"
+            data[column] = (data["group"] == group).astype(float)
+            columns.append(column)
+    if data["period"].nunique() < 4:
+        raise ValueError("fewer than 4 months with data: no trend can be estimated")
+    endog = np.column_stack([data["k"], data["n"] - data["k"]]).astype(float)
+    exog = sm.add_constant(data[columns].astype(float), has_constant="add")
+    clusters = pd.factorize(data["creator"], sort=True)[0]
+    model = sm.GLM(endog, exog, family=sm.families.Binomial())
+    result, notes = _quiet(lambda: model.fit(cov_type="cluster",
+                                             cov_kwds={"groups": clusters}))
+    ci = np.asarray(result.conf_int())[list(result.params.index).index("t")]
+    return {"odds_ratio_per_year": float(np.exp(result.params["t"])),
+            "or_ci_low": float(np.exp(ci[0])), "or_ci_high": float(np.exp(ci[1])),
+            "p_value": float(result.pvalues["t"]), "n_clusters": int(clusters.max() + 1),
+            "notes": "; ".join(filter(None, [note, *notes]))}
+
+
+def decompose(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
+              groupings: tuple[str, ...] = ("base_model", "model_type", "creator_cohort",
+                                            "creator"),
+              window: int = WINDOW_MONTHS) -> pd.DataFrame:
+    """One row per grouping: shift-share split of the NSFW share's change, and the odds ratio per
+    year pooled and within groups (fixed effects; none for single creators), SEs by creator."""
+    rows = []
+    pooled_by_unit: dict[str, dict[str, Any]] = {}  # the pooled fit does not depend on groups
+    for grouping in groupings:
+        frame = cells(con, grouping, definition)
+        if frame.empty:
+            continue
+        row: dict[str, Any] = {"grouping": grouping, "unit": GROUPINGS[grouping]["unit"],
+                               "groups": GROUPINGS[grouping]["what"],
+                               "definition": definition if grouping != "model_type"
+                               else "model nsfw flag"}
+        row.update(shift_share(frame, window))
+        row["mix_share_of_change"] = (row["mix"] / row["change"] if abs(row["change"]) > 1e-12
+                                      else np.nan)
+        try:
+            unit = row["unit"]
+            if unit not in pooled_by_unit:
+                pooled_by_unit[unit] = clustered_trend(frame, fixed_effects=False)
+            pooled = pooled_by_unit[unit]
+            row.update({f"pooled_{k}": v for k, v in pooled.items() if k != "notes"})
+            if grouping != "creator":
+                within = clustered_trend(frame, fixed_effects=True)
+                row.update({f"within_{k}": v for k, v in within.items()})
+        except ValueError as err:
+            row["within_notes"] = str(err)
+        row["se_method"] = "clustered by creator"
+        row["population"] = ("rated images with a date, per creator, month and group"
+                             if row["unit"] == "images"
+                             else "models with a dated first version, per creator, month, type")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def finding(table: pd.DataFrame) -> str:
+    """One sentence: how much of the NSFW share's change is mix, per grouping."""
+    parts = []
+    for row in table.itertuples(index=False):
+        if pd.isna(row.mix_share_of_change):
+            continue
+        parts.append(f"{row.grouping.replace('_', ' ')}: {row.mix_share_of_change:.0%} mix")
+    return ("Share of the change in the NSFW share that is a change of mix, "
+            f"{'; '.join(parts)} (origin {TIME_ORIGIN})") if parts else "no change to decompose"

@@ -1,0 +1,100 @@
+"""NSFW rise decomposed into within-group and mix change: exact identity, and a mix-only
+generator where the within-group trend is flat while the pooled one rises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from civitai_study import composition
+from civitai_study.snapshot import load_snapshot
+
+SHARES = {"A": 0.2, "B": 0.8}  # constant NSFW share within each group
+
+
+def _mix_only(n_months: int = 24, seed: int = 3) -> pd.DataFrame:
+    """Cells where group B (mostly NSFW) grows from 10 % to 70 % of uploads; 40 creators."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for m in range(n_months):
+        month = f"{2023 + m // 12}-{m % 12 + 1:02d}"
+        weight_b = 0.1 + 0.6 * m / (n_months - 1)
+        for creator in range(40):
+            group = "B" if rng.random() < weight_b else "A"
+            n = int(rng.integers(20, 60))
+            rows.append({"month": month, "group": group, "creator": f"c{creator}", "n": n,
+                         "k": int(rng.binomial(n, SHARES[group]))})
+    return pd.DataFrame(rows)
+
+
+def test_shift_share_is_exact_and_finds_the_mix():
+    frame = _mix_only()
+    out = composition.shift_share(frame, window=6)
+    assert out["within"] + out["mix"] == pytest.approx(out["change"], abs=1e-12)
+    assert out["change"] > 0.2
+    assert out["mix"] / out["change"] > 0.85  # nearly all of the rise is mix
+    assert abs(out["within"]) < 0.05
+
+
+def test_shift_share_counts_entering_groups_as_mix():
+    frame = pd.DataFrame({"month": ["2023-01", "2023-02", "2023-02"], "group": ["A", "A", "B"],
+                          "creator": ["x", "x", "y"], "n": [10, 10, 10], "k": [2, 2, 10]})
+    out = composition.shift_share(frame, window=1)
+    assert out["change"] == pytest.approx(0.6 - 0.2)
+    assert out["within"] == pytest.approx(0.0)
+    assert out["mix"] == pytest.approx(0.4)
+    assert out["n_groups_both_windows"] == 1
+
+
+def test_within_group_trend_is_flat_when_only_the_mix_moves():
+    frame = _mix_only()
+    pooled = composition.clustered_trend(frame, fixed_effects=False)
+    within = composition.clustered_trend(frame, fixed_effects=True)
+    assert pooled["or_ci_low"] > 1.5
+    assert within["or_ci_low"] < 1 < within["or_ci_high"]
+    assert within["n_clusters"] == 40
+
+
+def test_decompose_on_a_snapshot(small_sample):
+    con = load_snapshot(small_sample).connect()
+    table = composition.decompose(con).set_index("grouping")
+    assert list(table.index) == ["base_model", "model_type", "creator_cohort", "creator"]
+    for row in table.itertuples():
+        assert row.within + row.mix == pytest.approx(row.change, abs=1e-9)
+        assert row.se_method == "clustered by creator"
+    images = table.loc["base_model"]
+    rated = con.execute("SELECT count(*) FROM images WHERE created_at IS NOT NULL "
+                        "AND nsfw_level <> 0").fetchone()[0]
+    assert composition.cells(con, "base_model")["n"].sum() == rated
+    assert images["unit"] == "images" and table.loc["model_type", "unit"] == "models"
+    assert np.isnan(table.loc["creator", "within_odds_ratio_per_year"])  # no creator FE
+    assert composition.finding(table.reset_index()).startswith("Share of the change")
+    with pytest.raises(ValueError, match="unknown grouping"):
+        composition.cells(con, "colour")
+
+
+def test_decomposition_figure_adds_up_and_says_so():
+    from civitai_study.figures.composition import nsfw_decomposition
+    from civitai_study.figures.style import finding_of, plotted_data
+
+    frame = pd.DataFrame({"grouping": ["base_model", "creator"], "within": [0.3, 0.1],
+                          "mix": [0.1, 0.3], "change": [0.4, 0.4],
+                          "mix_share_of_change": [0.25, 0.75]})
+    fig = nsfw_decomposition(frame, source_label="test", synthetic=True)
+    assert finding_of(fig) == ("A change in the mix of groups accounts for 25% by base model, "
+                               "75% by creator of the change in the NSFW share; the rest is "
+                               "change within groups")
+    data = plotted_data(fig)
+    assert (data["within"] + data["mix"] == data["change"]).all()
+
+
+def test_pooled_fit_does_not_depend_on_the_grouping(small_sample):
+    """decompose fits the pooled model once per unit; splitting cells by group must not change
+    it beyond fitting tolerance (binomial sufficient statistics; clustered scores add up within
+    creator; the small-sample factor depends on the number of rows, hence 1e-3)."""
+    con = load_snapshot(small_sample).connect()
+    by_base = composition.clustered_trend(composition.cells(con, "base_model"), False)
+    by_creator = composition.clustered_trend(composition.cells(con, "creator"), False)
+    for key in ("odds_ratio_per_year", "or_ci_low", "or_ci_high"):
+        assert by_base[key] == pytest.approx(by_creator[key], rel=1e-3)  # IRLS tolerance
