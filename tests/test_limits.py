@@ -40,13 +40,16 @@ def test_older_collect_manifests_are_judged_by_their_date():
 
 
 def test_claims_say_not_measurable_instead_of_a_share():
+    fields = {"importer": "models-jsonl", "dataset": "x", "nsfw_definition": None,
+              "denominator": None, "counted_unit": None}
     claims = pd.DataFrame([
         {"id": "a", "claim": "13.6% poi", "quantity": "models.poi_share", "value": 0.136,
-         "unit": "share of models", "source": "s", "population": "p", "comparable_when": None},
+         "unit": "share of models", "source": "s", "population": "p", **fields},
         {"id": "b", "claim": "n images", "quantity": "images.n_total", "value": 10,
-         "unit": "images", "source": "s", "population": "p", "comparable_when": None}])
+         "unit": "images", "source": "s", "population": "p", **fields}])
     snapshot = SimpleNamespace(manifest={"not_measurable": limits.for_crawl("models",
-                                                                            "2026-02-01")},
+                                                                            "2026-02-01"),
+                                         "source": {"kind": "collect"}},
                                is_synthetic=False, label="a 2026 crawl")
     table = compare_claims(claims, {"models.poi_share": 0.0001, "images.n_total": 5}, snapshot)
     poi, total = table.to_dict("records")
