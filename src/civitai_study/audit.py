@@ -194,3 +194,32 @@ def matched(texts: Iterable[tuple[str, str, str]], forbidden: Forbidden, kind: s
     for _, _, text in texts:
         found |= _ngrams(words(text), longest) & forbidden.terms[kind]
     return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m civitai_study.audit --crawl CRAWL FOLDER...``: hits per kind; exit 1 on any.
+
+    Hits are reported by file and cell, never with the matched text.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m civitai_study.audit",
+                                     description=main.__doc__)
+    parser.add_argument("--crawl", type=Path, required=True,
+                        help="the raw /api/v1/models crawl (JSONL, gzip or not)")
+    parser.add_argument("folders", type=Path, nargs="+", help="output folders to scan")
+    args = parser.parse_args(argv)
+    if not args.crawl.is_file():
+        print(f"audit: crawl {args.crawl} not found; nothing to audit against (skipped)")
+        return 0
+    forbidden = forbidden_from_crawl(args.crawl)
+    counts = ", ".join(f"{k} {v:,}" for k, v in forbidden.counts().items())
+    hits = [h for folder in args.folders for h in scan_folder(folder, forbidden)]
+    print(f"audit: searched for {counts}; {len(hits)} hit(s)")
+    for hit in hits:
+        print(f"  {hit.kind}: {hit.file} ({hit.where})")
+    return 1 if hits else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

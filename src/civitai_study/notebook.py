@@ -123,7 +123,8 @@ def setup(data_dir: str | None, out_dir: str | None = None, seed: int = 20250507
     snapshot = load_snapshot(resolve(data_dir, NOTEBOOKS_DIR.parent / "data" / "sample"))
     # `make test` re-runs the stored notebooks under nbval; OUT_DIR_ENV sends their outputs to a
     # scratch folder so that testing never rewrites the committed tables and figures.
-    out_dir = out_dir or os.environ.get(OUT_DIR_ENV) or None
+    # It wins over an injected out_dir too (nbval re-running results/real-2023/notebooks).
+    out_dir = os.environ.get(OUT_DIR_ENV) or out_dir or None
     if out_dir:
         base = resolve(out_dir, NOTEBOOKS_DIR.parent)
         tables_dir, figures_dir = base / "tables", base / "figures"

@@ -150,14 +150,10 @@ class RedactionPolicy:
             self._handle_cache[key] = cached
         return cached
 
-    def _has_handle(self, text: str) -> bool:
-        return bool(self.creator_hashes) and (
-            self.is_handle(text) or any(self.is_handle(t) for t in _TOKEN.findall(text.lower())))
-
     def masks(self, value: object) -> bool:
         """Whether a whole value (a tag, a term, a label) must be masked."""
         text = str(value).strip().lower()
-        return text in self.terms or text in self.explicit or self._has_handle(text)
+        return text in self.terms or text in self.explicit or self.is_handle(text)
 
     def labels(self, values: Iterable[object]) -> list:
         """``values`` with each sensitive one replaced by a numbered mask (same value, same
@@ -172,8 +168,8 @@ class RedactionPolicy:
                 key = value.strip().lower()
                 numbering.setdefault(key, len(numbering) + 1)
                 out.append(f"{MASK} #{numbering[key]}")
-            elif isinstance(value, str) and (" " in value or "," in value):
-                out.append(self.text(value))
+            elif isinstance(value, str):
+                out.append(self.text(value))  # terms and handles inside a longer text
             else:
                 out.append(value)
         return out
