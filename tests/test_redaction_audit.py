@@ -45,6 +45,7 @@ def _run(*args: str, timeout: int = 900) -> None:
 def test_real_crawl_outputs_leak_nothing(real_models_file, tmp_path):
     """One pipeline run on the real crawl (redaction on, the default), then the teaching
     notebooks with the most vocabulary (02, 04, 05) in safe mode; zero hits of every kind."""
+    from civitai_study.report import stage
     from civitai_study.runner import execute_one
     from civitai_study.teaching import build_teaching
 
@@ -56,9 +57,14 @@ def test_real_crawl_outputs_leak_nothing(real_models_file, tmp_path):
     assert counts["slur"] >= 10 and counts["name"] >= 100 and counts["username"] >= 4000
     assert counts["prompt"] >= 10_000
     assert len(list((out / "figures").glob("*.png"))) >= 10
+    # The report's landing page, figure index and staged notebooks (staging is cheap; the
+    # HTML build adds only theme files around the same text).
+    stage(out / "report", notebooks_dir=out / "notebooks", figures_dir=out / "figures",
+          tables_dir=out / "tables", results_dir=tmp_path / "no-results")
     hits = scan_folder(out, forbidden)
     assert not hits, f"{len(hits)} leak(s): " + "; ".join(
         f"{h.kind} in {h.file} ({h.where})" for h in hits[:20])
+    assert (out / "report" / "index.md").is_file()
 
     teaching, safe = tmp_path / "teaching", tmp_path / "safe"
     build_teaching(teaching)

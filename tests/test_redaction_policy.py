@@ -114,3 +114,14 @@ def test_report_stages_real_results_with_their_banner(tmp_path):
     assert toc[0]["file"] == "real-2023/index"
     page = (tmp_path / "book" / "real-2023" / "index.md").read_text(encoding="utf-8")
     assert "17,982 models" in page and "187,256 preview images" in page and "40 million" in page
+
+
+def test_candidates_command_redacts_and_keeps_the_raw_list_private(small_sample, tmp_path):
+    from civitai_study.cli import main
+
+    out, private = tmp_path / "cand.csv", tmp_path / "private"
+    assert main(["coding", "candidates", "--data", str(small_sample), "--out", str(out),
+                 "--top", "30", "--private-dir", str(private)]) == 0
+    shown, raw = pd.read_csv(out), pd.read_csv(private / "cand.csv")
+    policy = build_policy(load_snapshot(small_sample))
+    assert shown["term"].astype(str).tolist() == policy.labels(raw["term"].astype(str).tolist())
