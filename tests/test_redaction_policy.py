@@ -1,6 +1,7 @@
 """One redaction policy at every exit: terms, handles found at run time, written tables,
 private researcher lists, safe mode, word clouds, calibration exclusions, the report."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -72,6 +73,10 @@ def test_safe_mode_masks_explicit_vocabulary_but_keeps_levels_and_categories(sma
     for kept in ("XXX", "nsfw", "body", "sexual_acts", "masterpiece"):
         assert not safe.masks(kept), kept
     assert "safe mode" in safe.summary()
+    rule = "; ".join(next(c for c in book.categories if c.id == "sexual_acts").include)
+    shown_words = set(re.findall(r"[\w-]+", safe.text(rule).lower()))
+    assert acts not in shown_words and MASK in safe.text(rule)
+    assert safe.text("nsfw models vs other models") == "nsfw models vs other models"
 
 
 def test_word_clouds_get_the_whole_policy(policy):

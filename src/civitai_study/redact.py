@@ -175,13 +175,15 @@ class RedactionPolicy:
         return out
 
     def text(self, text: str) -> str:
-        """``text`` with sensitive terms and handles masked as whole words."""
+        """``text`` with sensitive terms (in safe mode also explicit ones) and handles masked as
+        whole words."""
         if not self.enabled or not isinstance(text, str) or not text:
             return text
         out = text
-        if self.terms:
+        masked = self.terms | self.explicit  # explicit is empty unless in safe mode
+        if masked:
             if not self._pattern:
-                words = sorted((re.escape(t) for t in self.terms), key=len, reverse=True)
+                words = sorted((re.escape(t) for t in masked), key=len, reverse=True)
                 self._pattern.append(re.compile(r"(?<![\w])(?:" + "|".join(words) + r")(?![\w])",
                                                 re.IGNORECASE))
             out = self._pattern[0].sub(MASK, out)

@@ -69,7 +69,8 @@ generator calibrated to real aggregates, not CivitAI itself. Say so at the start
   over-represented among NSFW models (weighted log-odds z > 2). No image is ever shown (the image
   grid is blurred BlurHash colour fields). Do not turn it off in class.
 - **What students do see**, exactly: counts and shares; the NSFW level names (PG to XXX) and the
-  word "nsfw"; the codebook's category names and definitions (slurs in them masked); model tags
+  word "nsfw"; the codebook's category names and definitions (slurs and explicit terms in them
+  masked, so an inclusion rule reads e.g. "acts and positions ([redacted], [redacted])"); model tags
   and coded terms outside the masked vocabulary (styles, quality and promotional tags, booru and
   anime vocabulary, real-person and gender markers such as `celebrity` or `woman`). Preview the
   notebooks before class: on another snapshot the tag tables can still hold suggestive words.
