@@ -113,7 +113,7 @@ class RedactionPolicy:
     - creators' handles: usernames are stored only as keyed hashes, so a word of an output is a
       handle when its hash is one of the snapshot's creator hashes (checked with the same key),
       unless it is ordinary vocabulary (``ordinary``: codebook terms, tags many creators use,
-      tokens shorter than 4 characters or numeric).
+      words the compendium itself writes, tokens shorter than 4 characters or numeric).
 
     ``enabled`` governs what notebooks *show* (researchers may turn it off); files written to
     tracked folders are always redacted (``NotebookContext.write_table``).
@@ -126,7 +126,6 @@ class RedactionPolicy:
     ordinary: frozenset[str] = frozenset()
     enabled: bool = True
     safe_mode: bool = False
-    notes: tuple[str, ...] = ()
     _handle_cache: dict[str, bool] = field(default_factory=dict, repr=False)
     _pattern: list = field(default_factory=list, repr=False)
 
