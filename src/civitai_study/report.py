@@ -104,18 +104,17 @@ def findings_html(rows: pd.DataFrame) -> str:
     return '<ul class="findings">\n' + "\n".join(items) + "\n</ul>"
 
 
-def gallery_html(rows: pd.DataFrame, figures_dir: Path, prefix: str = "") -> str:
-    """Figure cards; ``prefix`` is the folder of the figures and notebooks ("real-2023/")."""
+def gallery_html(rows: pd.DataFrame, figures_dir: Path) -> str:
     cards = []
     for r in rows.itertuples(index=False):
         if not (figures_dir / f"{r.figure}.png").is_file():
             continue
         paper = "" if r.paper_figure in ("", "new") else f" · paper figure {_esc(r.paper_figure)}"
-        link = (f'<a href="{prefix}{cell_link(r.notebook, r.cell_id)}">{_esc(r.notebook)} · '
+        link = (f'<a href="{cell_link(r.notebook, r.cell_id)}">{_esc(r.notebook)} · '
                 f"<code>{_esc(r.cell_id)}</code></a>") if r.notebook else ""
         cards.append(
             f'<figure class="gallery-card">'
-            f'<a href="{prefix}figures/{r.figure}.png"><img src="{prefix}figures/{r.figure}.png" '
+            f'<a href="figures/{r.figure}.png"><img src="figures/{r.figure}.png" '
             f'alt="{_esc(r.finding)}" loading="lazy" style="width:100%"></a>'
             f"<figcaption>{_esc(r.finding)}<br><small>{_esc(r.figure)}{paper} · {link}</small>"
             f"</figcaption></figure>")
@@ -199,11 +198,11 @@ def stage_real_results(staging: Path, results_dir: Path = RESULTS_DIR / REAL_RES
     for png in sorted((results_dir / "figures").glob("*.png")):
         shutil.copyfile(png, figures / png.name)
     rows = figure_rows(results_dir / "tables")
-    prefix = f"{REAL_RESULTS}/"
-    findings = findings_html(rows).replace('href="notebooks/', f'href="{prefix}notebooks/')
+    # The page lies in real-2023/, beside its notebooks/ and figures/: the landing page's
+    # relative links work unchanged.
     page = "\n\n".join([
-        "# Real data: the 2023 crawl", REAL_BANNER, "## What the real data shows", findings,
-        "## Figure gallery", gallery_html(rows, results_dir / "figures", prefix)])
+        "# Real data: the 2023 crawl", REAL_BANNER, "## What the real data shows",
+        findings_html(rows), "## Figure gallery", gallery_html(rows, results_dir / "figures")])
     (target / "index.md").write_text(page + "\n", encoding="utf-8")
     return [{"file": f"{REAL_RESULTS}/index",
              "sections": [{"file": f"{REAL_RESULTS}/notebooks/{p.stem}"} for p in notebooks]}]
