@@ -13,7 +13,14 @@ KERNEL := civitai-study
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all setup venv sample run test lint report teaching simulation lock clean help
+# Real-data results: the real 2023 /api/v1/models crawl (17,982 models, 187,256 preview images),
+# imported once into a git-ignored snapshot, run into results/real-2023/ (aggregates, redacted),
+# then audited for slurs, names of real people, usernames and verbatim prompts.
+REAL_CRAWL    ?= ../shared/civitai-samples/models/dfanr_v1_models_2023-07-04.jsonl.gz
+REAL_SNAPSHOT ?= data/real-2023
+REAL_OUT      ?= results/real-2023
+
+.PHONY: all setup venv sample run test lint report teaching simulation lock clean help real
 
 help:
 	@echo "make all       set up, build the synthetic sample, run every notebook (figures, tables)"
@@ -21,6 +28,7 @@ help:
 	@echo "make report    static HTML site from the executed notebooks (_build/html)"
 	@echo "make teaching  teaching edition under teaching/"
 	@echo "make simulation  notebook 03's simulation study -> data/derived/simulation_coverage.csv"
+	@echo "make real      the pipeline on the real 2023 crawl into results/real-2023/ (redacted)"
 	@echo "make lock      re-resolve requirements.lock and environment.yml (needs network)"
 
 all: setup sample run
@@ -47,9 +55,13 @@ run: $(STAMP) $(SAMPLE)
 
 # Unit tests, then nbval re-runs the stored notebooks and compares their marked outputs; the
 # re-run writes its tables and figures to a scratch folder, never over the committed ones.
+# nbval also re-runs results/real-2023/notebooks when the real snapshot is here (else skipped).
+REAL_NBVAL = $(if $(wildcard $(REAL_SNAPSHOT)/manifest.json),$(wildcard $(REAL_OUT)/notebooks),)
+
 test: $(STAMP) $(SAMPLE)
+	@test -n "$(REAL_NBVAL)" || echo "nbval: results/real-2023 skipped (no real snapshot in $(REAL_SNAPSHOT); see make real)"
 	scratch=$$(mktemp -d); status=0; \
-	CIVITAI_STUDY_OUT_DIR=$$scratch $(BIN)/python -m pytest tests notebooks \
+	CIVITAI_STUDY_OUT_DIR=$$scratch $(BIN)/python -m pytest tests notebooks $(REAL_NBVAL) \
 	  --nbval-lax --nbval-kernel-name $(KERNEL) -q -p no:cacheprovider || status=$$?; \
 	rm -rf $$scratch; exit $$status
 
@@ -67,6 +79,18 @@ lock:
 
 clean:
 	rm -rf data/sample _build .pytest_cache
+
+real: $(STAMP)
+	@if [ ! -f $(REAL_SNAPSHOT)/manifest.json ]; then \
+	  if [ -f $(REAL_CRAWL) ]; then \
+	    $(BIN)/civitai-study import models-jsonl $(REAL_CRAWL) --out $(REAL_SNAPSHOT); \
+	  else \
+	    echo "make real: no snapshot in $(REAL_SNAPSHOT) and no crawl at $(REAL_CRAWL);" \
+	         "fetch it with: civitai-study acquire real-2023 --out $(REAL_SNAPSHOT)"; exit 1; \
+	  fi; \
+	fi
+	$(BIN)/civitai-study run --data $(REAL_SNAPSHOT) --out $(REAL_OUT)
+	$(BIN)/python -m civitai_study.audit --crawl $(REAL_CRAWL) $(REAL_OUT)
 
 report: $(STAMP)
 	$(BIN)/civitai-study report

@@ -14,7 +14,7 @@ import pytest
 
 from civitai_study.collect import CollectOptions, RegionClampError, collect, crawler
 from civitai_study.collect.client import ApiError, RateLimiter, parse_retry_after
-from civitai_study.collect.redact import redact
+from civitai_study.collect.scrub_secrets import redact
 from civitai_study.pseudonymise import Pseudonymiser
 from civitai_study.snapshot import load_snapshot
 

@@ -30,6 +30,10 @@ DERIVED_DIR = DATA_DIR / "derived"
 SAMPLE_DIR = DATA_DIR / "sample"
 FIGURES_DIR = ROOT / "figures"
 NOTEBOOKS_DIR = ROOT / "notebooks"
+#: Git-ignored folder for unredacted researcher lists (never published).
+PRIVATE_DIR = ROOT / "private"
+#: Real-data results (aggregates, redacted) and the git-ignored snapshot they are made from.
+RESULTS_DIR = ROOT / "results"
 
 
 def display_path(path: Path | str) -> str:

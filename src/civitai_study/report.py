@@ -24,7 +24,7 @@ import yaml
 
 from .claims import format_value
 from .nsfw import MAIN_DEFINITION_REASON
-from .paths import DATA_DIR, DERIVED_DIR, FIGURES_DIR, NOTEBOOKS_DIR, ROOT
+from .paths import DATA_DIR, DERIVED_DIR, FIGURES_DIR, NOTEBOOKS_DIR, RESULTS_DIR, ROOT
 
 REPORT_SOURCES = ROOT / "report"
 BUILD_DIR = ROOT / "_build"
@@ -202,7 +202,42 @@ def figure_index_md(rows: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _toc_for(staging: Path) -> None:
+REAL_RESULTS = "real-2023"
+REAL_BANNER = """```{important}
+These pages were run on **REAL data**: the 17,982 models and their 187,256 preview images caught
+by a July 2023 crawl of CivitAI's `/api/v1/models` (`dfanr/CivitaiModelList`), not the paper's
+40 million images. A crawl sorted by popularity over-represents popular models; preview images are
+what creators chose to show. Aggregates only: names of real people, creators' handles and slurs
+are redacted. Regenerate with `make real`.
+```"""
+
+
+def stage_real_results(staging: Path, results_dir: Path = RESULTS_DIR / REAL_RESULTS
+                       ) -> list[dict]:
+    """Stage ``results/real-2023`` (notebooks, figures, index page) into the book; returns its
+    table-of-contents entries (none when the results are absent)."""
+    notebooks = sorted((results_dir / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        return []
+    target = staging / REAL_RESULTS
+    for path in notebooks:
+        stage_notebook(path, target / "notebooks" / path.name)
+    figures = staging / "_extra" / REAL_RESULTS / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    for png in sorted((results_dir / "figures").glob("*.png")):
+        shutil.copyfile(png, figures / png.name)
+    rows = figure_rows(results_dir / "tables")
+    # The page lies in real-2023/, beside its notebooks/ and figures/: the landing page's
+    # relative links work unchanged.
+    page = "\n\n".join([
+        "# Real data: the 2023 crawl", REAL_BANNER, "## What the real data shows",
+        findings_html(rows), "## Figure gallery", gallery_html(rows, results_dir / "figures")])
+    (target / "index.md").write_text(page + "\n", encoding="utf-8")
+    return [{"file": f"{REAL_RESULTS}/index",
+             "sections": [{"file": f"{REAL_RESULTS}/notebooks/{p.stem}"} for p in notebooks]}]
+
+
+def _toc_for(staging: Path, extra: list[dict] | None = None) -> None:
     """Drop table-of-contents entries whose page does not exist (a notebook not written yet)."""
     toc_path = staging / "_toc.yml"
     toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
@@ -211,13 +246,14 @@ def _toc_for(staging: Path) -> None:
         stem = staging / entry["file"]
         if any(stem.with_suffix(s).is_file() for s in (".ipynb", ".md")):
             kept.append(entry)
-    toc["chapters"] = kept
+    toc["chapters"] = kept + list(extra or [])
     toc_path.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
 
 
 def stage(staging: Path, sources: Path = REPORT_SOURCES, notebooks_dir: Path = NOTEBOOKS_DIR,
           figures_dir: Path = FIGURES_DIR, tables_dir: Path = DERIVED_DIR,
-          claims_path: Path = DATA_DIR / "claims.yaml") -> list[Path]:
+          claims_path: Path = DATA_DIR / "claims.yaml",
+          results_dir: Path = RESULTS_DIR / REAL_RESULTS) -> list[Path]:
     """Assemble the book's sources in ``staging``; returns the notebooks staged."""
     for name in ("_config.yml", "_toc.yml", "index.md"):
         if not (sources / name).is_file():
@@ -258,7 +294,7 @@ def stage(staging: Path, sources: Path = REPORT_SOURCES, notebooks_dir: Path = N
     config.setdefault("sphinx", {}).setdefault("config", {})["html_extra_path"] = ["_extra"]
     (staging / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False),
                                          encoding="utf-8")
-    _toc_for(staging)
+    _toc_for(staging, stage_real_results(staging, results_dir))
     return notebooks
 
 

@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from .. import __version__
-from .redact import api_key, redact
+from .scrub_secrets import api_key, redact
 
 log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://civitai.com/api/v1"

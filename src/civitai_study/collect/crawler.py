@@ -37,7 +37,7 @@ from ..snapshot import MANIFEST, Snapshot, load_snapshot, write_manifest
 from .checkpoint import CrawlState
 from .client import DEFAULT_BASE_URL, DEFAULT_RATE, ApiClient, ApiError
 from .progress import Progress
-from .redact import redact
+from .scrub_secrets import redact
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..coding.codebook import load_codebook
 from ..coding.coder import FIELDS, code_snapshot
 from ..paths import display_path
+from ..redact import RedactionPolicy, build_policy
 from ..snapshot import load_snapshot
 from ..staging import StagedFiles
 
@@ -31,8 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def write_coding_tables(result, tables: Path) -> list[Path]:
-    """The coder's tables as CSV (same files as notebook 04 writes)."""
+def write_coding_tables(result, tables: Path, policy: RedactionPolicy | None = None
+                        ) -> list[Path]:
+    """The coder's tables as CSV (same files as notebook 04 writes), through the redaction
+    policy when one is given (the command always gives one)."""
     tables.mkdir(parents=True, exist_ok=True)
     outputs = {
         "coded_terms.csv": result.term_counts(),
@@ -44,6 +47,7 @@ def write_coding_tables(result, tables: Path) -> list[Path]:
     paths = []
     for name, frame in outputs.items():
         path = tables / name
+        frame = policy.on().frame(frame) if policy is not None else frame
         frame.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
         paths.append(path)
     return paths
@@ -60,7 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         result = code_snapshot(snapshot, codebook, fields=tuple(args.fields),
                                workers=args.workers,
                                flags_path=stage / "coded_flags.parquet" if args.flags else None)
-        names = [p.name for p in write_coding_tables(result, stage)]
+        names = [p.name for p in write_coding_tables(result, stage,
+                                                       build_policy(snapshot, codebook))]
     elapsed = time.perf_counter() - start
     for name in names:
         print(f"wrote {display_path(tables / name)}")

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--top", type=int, default=100, help="candidate terms per side")
     c.add_argument("--definition", default="above_pg", choices=["above_pg", "r_plus"],
                    help="NSFW definition")
+    c.add_argument("--private-dir", type=Path, default=None,
+                   help="also write the UNREDACTED list here (outside the repository or under "
+                        "its git-ignored private/); --out always gets the redacted list")
     c.set_defaults(func=_candidates)
 
 
@@ -99,7 +102,16 @@ def _candidates(args: argparse.Namespace) -> int:
     snapshot = load_snapshot(args.data)
     table = pd.concat([nsfw_candidates(snapshot, codebook, args.definition, top=args.top),
                        poi_candidates(snapshot, codebook, top=args.top)], ignore_index=True)
-    write_text_atomic(args.out, table.to_csv(index=False, lineterminator="\n"))
-    print(f"wrote {display_path(args.out)} ({len(table)} candidates; poi-side terms may be "
-          "names of real people: do not publish them unredacted)")
+    from ..notebook import private_folder
+    from ..redact import build_policy
+
+    private = private_folder(args.private_dir) if args.private_dir else None
+    redacted = build_policy(snapshot, codebook).frame(table)
+    write_text_atomic(args.out, redacted.to_csv(index=False, lineterminator="\n"))
+    print(f"wrote {display_path(args.out)} ({len(table)} candidates, redacted: names of real "
+          "people, creators' handles and slurs masked)")
+    if private is not None:
+        write_text_atomic(private / args.out.name, table.to_csv(index=False, lineterminator="\n"))
+        print(f"WARNING: wrote the UNREDACTED list to {display_path(private / args.out.name)}: "
+              "poi-side terms are mostly names of real people; never publish or commit it")
     return 0
