@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import duck
 from .schema import SCHEMA_VERSION, TABLES, conform, type_family
 
 MANIFEST = "manifest.json"
@@ -87,15 +88,11 @@ class Snapshot:
         quoted = ("'" + str(p).replace("'", "''") + "'" for p in self.files[table])
         return "[" + ", ".join(quoted) + "]"
 
-    def connect(self, threads: int | None = None, memory_limit: str | None = None
-                ) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB connection with one view per table."""
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")  # months are UTC months, whatever the machine says
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        if memory_limit:
-            con.execute(f"SET memory_limit = '{memory_limit}'")
+    def connect(self, threads: int | None = None, memory_limit: str | None = None,
+                temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+        """A fresh bounded DuckDB connection (:func:`civitai_study.duck.connect`: memory limit,
+        spill folder, UTC) with one view per table."""
+        con = duck.connect(memory_limit, temp_directory, threads)
         for table in TABLES:
             con.execute(f"CREATE VIEW {table} AS SELECT *{self._absent_columns(table)} "
                         f"FROM read_parquet({self.parquet_list(table)})")
