@@ -4,6 +4,14 @@ Layout: ``DIR/manifest.json`` and, per table, either ``DIR/<table>.parquet`` or 
 ``DIR/<table>/`` of Parquet parts (what the collector writes). Row-level work goes through
 DuckDB views over those files (:meth:`Snapshot.connect`), so a 40-million-image snapshot never
 has to fit in pandas.
+
+Layout for scale: ``images`` at millions of rows is a folder of parts ``part-NNNNNN.parquet`` of
+about :data:`IMAGE_PART_ROWS` rows each (1–5M: one part is one sensible task for a parallel map,
+see :mod:`civitai_study.parallel`), each made of row groups of about :data:`IMAGE_ROW_GROUP` rows
+(the unit DuckDB reads and skips by statistics), zstd-compressed, in upload-time order. The
+manifest's ``files`` keeps one sha256 and byte size per part, so verifying a 40M snapshot is one
+hash per part (and a changed part names itself). The small tables (models, versions, tags) may
+stay single files.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from . import duck
 from .schema import SCHEMA_VERSION, TABLES, conform, type_family
 
 MANIFEST = "manifest.json"
+#: Rows per images part and per row group in snapshots written for scale (see the module doc).
+IMAGE_PART_ROWS = 2_000_000
+IMAGE_ROW_GROUP = 100_000
 
 
 class SnapshotError(ValueError):
