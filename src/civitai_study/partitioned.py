@@ -1,0 +1,130 @@
+"""The image-level aggregations of notebooks 02–03 as a map over Parquet parts and a reduce.
+
+Why: on a cluster each images part (``snapshot.IMAGE_PART_ROWS`` rows) is one task; workers run
+the same DuckDB query on their part and send back small partial tables, and only those travel.
+
+* **map** (:func:`part_partials`): per part, image counts by (UTC day, ``nsfw_level``,
+  ``nsfw_flag``, ``base_model``) and per-creator upload counts (written as a Parquet file next to
+  the others, since there may be millions of creators).
+* **reduce**: counts are additive, so partial tables are summed. Non-additive statistics
+  (distinct creators, Gini, Lorenz, top shares) are computed once, after the per-creator partial
+  counts have been merged.
+* The reduced tables are offered as an ``images`` view that has one row per image again (each
+  reduced row repeated ``n`` times, only the columns above), so the *unchanged* functions of
+  :mod:`civitai_study.describe` and :mod:`civitai_study.trends` run on it and give byte-identical
+  tables to the in-process path. Columns outside the reduction (prompts, reactions) are not in
+  it: those stages keep the in-process connection.
+
+:func:`reduced_connections` returns two such connections (the day cube and the creators); without
+a cluster (``spec=None``) nothing here is used and the notebooks keep ``Snapshot.connect()``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import duck
+from .parallel import map_ordered
+from .snapshot import Snapshot
+
+#: The per-part query: image counts by day, level, coarse flag and base model (all additive).
+CUBE_SQL = """
+    SELECT date_trunc('day', created_at) AS day, nsfw_level, nsfw_flag, base_model,
+           count(*) AS n
+    FROM part GROUP BY ALL"""
+CREATORS_SQL = """
+    SELECT username_hash, count(*) AS n FROM part WHERE username_hash IS NOT NULL
+    GROUP BY ALL"""
+
+
+@dataclass(frozen=True)
+class PartTask:
+    """One map task: an images part and where to leave its per-creator counts."""
+
+    path: str
+    creators_out: str
+
+
+def _part_view(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    names = set(pq.read_schema(path).names)
+    flag = "nsfw_flag" if "nsfw_flag" in names else "CAST(NULL AS BOOLEAN) AS nsfw_flag"
+    literal = "'" + path.replace("'", "''") + "'"
+    con.execute(f"""CREATE VIEW part AS SELECT created_at, nsfw_level, {flag}, base_model,
+                    username_hash FROM read_parquet({literal})""")
+
+
+def part_partials(task: PartTask) -> pa.Table:
+    """Map: the day cube of one part (returned) and its creator counts (written to a file)."""
+    con = duck.connect()
+    try:
+        _part_view(con, task.path)
+        cube = con.sql(CUBE_SQL).to_arrow_table()
+        target = Path(task.creators_out)
+        tmp = target.with_name(target.name + ".tmp")
+        literal = "'" + str(tmp).replace("'", "''") + "'"
+        con.execute(f"COPY ({CREATORS_SQL}) TO {literal} (FORMAT parquet)")
+        tmp.replace(target)
+    finally:
+        con.close()
+    return cube
+
+
+def reduce_cube(con: duckdb.DuckDBPyConnection, cubes: list[pa.Table]) -> None:
+    """Reduce: sum the partial cubes into the temporary table ``image_cube`` (in DuckDB, so
+    types and NULL keys stay exactly as in the snapshot)."""
+    con.register("cube_parts", pa.concat_tables(cubes))
+    con.execute("""CREATE TEMP TABLE image_cube AS
+        SELECT day, nsfw_level, nsfw_flag, base_model, sum(n)::BIGINT AS n
+        FROM cube_parts GROUP BY ALL ORDER BY ALL""")
+    con.unregister("cube_parts")
+
+
+@dataclass
+class Reduced:
+    """Connections whose ``images`` view is rebuilt from reduced partial tables."""
+
+    cube: duckdb.DuckDBPyConnection
+    creators: duckdb.DuckDBPyConnection
+    n_parts: int
+    scratch: Path
+
+    def close(self) -> None:
+        self.cube.close()
+        self.creators.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def reduced_connections(snapshot: Snapshot, pool: Executor, scratch: Path | None = None,
+                        task=part_partials) -> Reduced:
+    """Map :func:`part_partials` over the snapshot's images parts on ``pool``, then reduce.
+
+    ``scratch`` (default: a new temporary folder) must be visible to every worker: on a cluster,
+    a shared file system, like the snapshot itself.
+    """
+    scratch = Path(scratch or tempfile.mkdtemp(prefix="civitai-partials-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    tasks = [PartTask(str(p.resolve()), str(scratch / f"creators-{i:06d}.parquet"))
+             for i, p in enumerate(snapshot.files["images"])]
+    cubes = map_ordered(pool, task, tasks)
+    cube_con = snapshot.connect()
+    reduce_cube(cube_con, cubes)
+    cube_con.execute("DROP VIEW images")
+    cube_con.execute("""CREATE VIEW images AS
+        SELECT day AS created_at, nsfw_level, nsfw_flag, base_model FROM image_cube, range(n)""")
+    listing = "[" + ", ".join("'" + t.creators_out.replace("'", "''") + "'" for t in tasks) + "]"
+    creators_con = snapshot.connect()
+    creators_con.execute(f"""CREATE TEMP TABLE image_creators AS
+        SELECT username_hash, sum(n)::BIGINT AS n FROM read_parquet({listing})
+        GROUP BY ALL""")
+    creators_con.execute("DROP VIEW images")
+    creators_con.execute("""CREATE VIEW images AS
+        SELECT username_hash FROM image_creators, range(n)""")
+    return Reduced(cube_con, creators_con, len(tasks), scratch)

@@ -1,0 +1,100 @@
+"""Map over parts and reduce: identical tables in-process, on local processes and on Dask."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from civitai_study import describe, parallel, partitioned, trends
+from civitai_study.synthetic import SampleConfig
+from civitai_study.synthetic_stream import write_large_sample
+
+CUBE_TABLES = {
+    "images_by_month": describe.images_by_month,
+    "images_by_month_level": describe.images_by_month_level,
+    "base_models_by_month": describe.base_models_by_month,
+    "nsfw_definitions_by_month": describe.nsfw_definitions_by_month,
+    "nsfw_overall": describe.nsfw_overall,
+    "undated": lambda con: __import__("pandas").DataFrame([describe.undated_counts(con)]),
+    "nsfw_counts_week": lambda con: trends.nsfw_counts(con, "r_plus", "week"),
+    "volume_counts": trends.volume_counts,
+}
+CREATOR_TABLES = {"creator_concentration": describe.creator_concentration,
+                  "lorenz": describe.lorenz}
+
+
+@pytest.fixture(scope="module")
+def parted(tmp_path_factory):
+    """A snapshot whose images are in 3 parts."""
+    out = tmp_path_factory.mktemp("parted") / "snap"
+    return write_large_sample(out, SampleConfig(n_images=12_000, n_models=300, seed=5),
+                              part_rows=5_000)
+
+
+def _csvs(con, functions) -> dict[str, str]:
+    return {name: fn(con).to_csv(index=False) for name, fn in functions.items()}
+
+
+def _reference(snapshot):
+    con = snapshot.connect()
+    return _csvs(con, CUBE_TABLES), _csvs(con, CREATOR_TABLES)
+
+
+def _check(snapshot, pool, **kw):
+    cube_ref, creators_ref = _reference(snapshot)
+    reduced = partitioned.reduced_connections(snapshot, pool, **kw)
+    try:
+        assert reduced.n_parts == len(snapshot.files["images"])
+        assert _csvs(reduced.cube, CUBE_TABLES) == cube_ref
+        assert _csvs(reduced.creators, CREATOR_TABLES) == creators_ref
+    finally:
+        reduced.close()
+
+
+def test_in_process_map_reduce_is_byte_identical(parted):
+    assert len(parted.files["images"]) == 3
+    with parallel.executor(None) as pool:
+        _check(parted, pool)
+
+
+def test_the_default_sample_single_file_too(small_sample):
+    from civitai_study.snapshot import load_snapshot
+
+    with parallel.executor("processes:2") as pool:
+        _check(load_snapshot(small_sample), pool)
+
+
+def test_dask_local_cluster_with_two_workers_is_byte_identical(parted):
+    pytest.importorskip("distributed")
+    with parallel.executor("local:2") as pool:
+        _check(parted, pool)
+
+
+def _dies_once(task):
+    """Kill this worker process the first time it meets part 0 (a marker file remembers)."""
+    marker = Path(task.creators_out).parent.parent / "killed-once"
+    if task.path.endswith("part-000000.parquet") and not marker.exists():
+        marker.write_text("killed")
+        os._exit(1)
+    return partitioned.part_partials(task)
+
+
+def test_a_killed_worker_is_retried_and_results_are_identical(parted, tmp_path):
+    pytest.importorskip("distributed")
+    import cloudpickle
+
+    import test_partitioned
+    cloudpickle.register_pickle_by_value(test_partitioned)
+    with parallel.executor("local:2") as pool:
+        _check(parted, pool, scratch=tmp_path / "scratch", task=_dies_once)
+    assert (tmp_path / "killed-once").is_file(), "the worker was never killed"
+    assert not (tmp_path / "scratch").exists()  # closed: scratch removed
+
+
+def test_unknown_cluster_specs_say_what_is_accepted():
+    with pytest.raises(parallel.ClusterSpecError, match="local:N"):
+        parallel.check_spec("mars:3")
+    with pytest.raises(parallel.ClusterSpecError, match="does not exist"):
+        parallel.check_spec("nowhere.yaml")
