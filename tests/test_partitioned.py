@@ -74,7 +74,7 @@ def test_dask_local_cluster_with_two_workers_is_byte_identical(parted):
 
 def _dies_once(task):
     """Kill this worker process the first time it meets part 0 (a marker file remembers)."""
-    marker = Path(task.creators_out).parent.parent / "killed-once"
+    marker = Path(task.creators_out).parent.parent.parent / "killed-once"
     if task.path.endswith("part-000000.parquet") and not marker.exists():
         marker.write_text("killed")
         os._exit(1)
@@ -84,7 +84,6 @@ def _dies_once(task):
 def test_a_killed_worker_is_retried_and_results_are_identical(parted, tmp_path):
     pytest.importorskip("distributed")
     import cloudpickle
-
     import test_partitioned
     cloudpickle.register_pickle_by_value(test_partitioned)
     with parallel.executor("local:2") as pool:

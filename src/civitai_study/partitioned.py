@@ -21,6 +21,7 @@ a cluster (``spec=None``) nothing here is used and the notebooks keep ``Snapshot
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from concurrent.futures import Executor
@@ -31,10 +32,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import duck
+from . import duck, parallel
 from .parallel import map_ordered
 from .snapshot import Snapshot
 
+#: Folder for the workers' partial files (must be shared by all workers on a cluster).
+SCRATCH_ENV = "CIVITAI_STUDY_SCRATCH"
 #: The per-part query: image counts by day, level, coarse flag and base model (all additive).
 CUBE_SQL = """
     SELECT date_trunc('day', created_at) AS day, nsfw_level, nsfw_flag, base_model,
@@ -106,12 +109,13 @@ def reduced_connections(snapshot: Snapshot, pool: Executor, scratch: Path | None
                         task=part_partials) -> Reduced:
     """Map :func:`part_partials` over the snapshot's images parts on ``pool``, then reduce.
 
-    ``scratch`` (default: a new temporary folder) must be visible to every worker: on a cluster,
-    a shared file system, like the snapshot itself.
+    ``scratch`` (default: a new temporary folder; ``CIVITAI_STUDY_SCRATCH`` names its parent)
+    must be visible to every worker: on a cluster, a shared file system, like the snapshot.
     """
     scratch = Path(scratch or tempfile.mkdtemp(prefix="civitai-partials-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    tasks = [PartTask(str(p.resolve()), str(scratch / f"creators-{i:06d}.parquet"))
+    (scratch / "creators").mkdir(exist_ok=True)
+    tasks = [PartTask(str(p.resolve()), str(scratch / "creators" / f"{i:06d}.parquet"))
              for i, p in enumerate(snapshot.files["images"])]
     cubes = map_ordered(pool, task, tasks)
     cube_con = snapshot.connect()
@@ -127,4 +131,21 @@ def reduced_connections(snapshot: Snapshot, pool: Executor, scratch: Path | None
     creators_con.execute("DROP VIEW images")
     creators_con.execute("""CREATE VIEW images AS
         SELECT username_hash FROM image_creators, range(n)""")
+    shutil.rmtree(scratch / "creators", ignore_errors=True)
     return Reduced(cube_con, creators_con, len(tasks), scratch)
+
+
+def image_connections(snapshot: Snapshot, con: duckdb.DuckDBPyConnection,
+                      spec: str | None = None) -> tuple[duckdb.DuckDBPyConnection,
+                                                        duckdb.DuckDBPyConnection]:
+    """``(images, creators)`` connections for notebooks 02–03: ``con`` twice when no cluster is
+    asked for (``spec`` or `civitai-study run --cluster`), else the reduced connections."""
+    spec = parallel.check_spec(spec) if spec is not None else parallel.spec_from_env()
+    if spec is None:
+        return con, con
+    scratch = os.environ.get(SCRATCH_ENV)
+    with parallel.executor(spec) as pool:
+        reduced = reduced_connections(
+            snapshot, pool, Path(tempfile.mkdtemp(prefix="civitai-partials-", dir=scratch)))
+    shutil.rmtree(reduced.scratch, ignore_errors=True)  # the reduced tables are in memory
+    return reduced.cube, reduced.creators

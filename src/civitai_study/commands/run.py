@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from ..duck import MEMORY_ENV, check_memory_limit
+from ..parallel import CLUSTER_ENV, check_spec
 from ..paths import SAMPLE_DIR
 from ..runner import RunError, run_notebooks
 
@@ -23,10 +26,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=20250507)
     p.add_argument("--only", nargs="+", default=None, metavar="NB",
                    help="run only these notebooks (prefix such as 02 or a stem)")
+    p.add_argument("--cluster", default=None, metavar="SPEC",
+                   help="run the image-level aggregations of notebooks 02-03 as a map over "
+                        "Parquet parts: local:N (Dask on this machine), tcp://host:port (a "
+                        "running Dask scheduler) or a dask-jobqueue YAML file (default: "
+                        "in-process DuckDB)")
+    p.add_argument("--duckdb-memory", default=None, metavar="SIZE",
+                   help="memory limit of every DuckDB connection, e.g. 2GB (default: "
+                        "$CIVITAI_STUDY_DUCKDB_MEMORY or 2GB); past it queries spill to disk")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Notebook kernels inherit this process's environment: that is how both choices reach them.
+    try:
+        if args.cluster:
+            os.environ[CLUSTER_ENV] = check_spec(args.cluster) or ""
+        if args.duckdb_memory:
+            os.environ[MEMORY_ENV] = check_memory_limit(args.duckdb_memory)
+    except ValueError as err:
+        print(f"civitai-study run: {err}")
+        return 2
     try:
         run_notebooks(args.data.resolve(), args.out.resolve() if args.out else None,
                       seed=args.seed, config=args.config, only=args.only)
