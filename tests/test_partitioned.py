@@ -97,3 +97,20 @@ def test_unknown_cluster_specs_say_what_is_accepted():
         parallel.check_spec("mars:3")
     with pytest.raises(parallel.ClusterSpecError, match="does not exist"):
         parallel.check_spec("nowhere.yaml")
+
+
+def test_the_slurm_example_config_makes_a_job_script():
+    """benchmarks/slurm-cluster.yaml is a valid dask-jobqueue SLURM spec (no SLURM needed)."""
+    jobqueue = pytest.importorskip("dask_jobqueue")
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    spec = root / "benchmarks" / "slurm-cluster.yaml"
+    assert parallel.check_spec(str(spec)) == str(spec)
+    config = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    cluster = jobqueue.SLURMCluster(**config["cluster"], scheduler_options={"host": "127.0.0.1"})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH" in script and "--mem=" in script and "activate" in script
