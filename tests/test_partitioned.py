@@ -114,3 +114,27 @@ def test_the_slurm_example_config_makes_a_job_script():
     finally:
         cluster.close()
     assert "#SBATCH" in script and "--mem=" in script and "activate" in script
+
+
+def test_run_refuses_a_bad_cluster_or_memory_limit_before_starting(small_sample, capsys):
+    from civitai_study.cli import main
+
+    assert main(["run", "--data", str(small_sample), "--cluster", "mars:3"]) == 2
+    assert "local:N" in capsys.readouterr().out
+    assert main(["run", "--data", str(small_sample), "--duckdb-memory", "lots"]) == 2
+    assert "2GB" in capsys.readouterr().out
+    assert parallel.CLUSTER_ENV not in os.environ
+
+
+def test_image_connections_without_a_cluster_are_the_given_connection(small_sample,
+                                                                      monkeypatch):
+    from civitai_study.snapshot import load_snapshot
+
+    monkeypatch.delenv(parallel.CLUSTER_ENV, raising=False)
+    snap = load_snapshot(small_sample)
+    con = snap.connect()
+    assert partitioned.image_connections(snap, con) == (con, con)
+    monkeypatch.setenv(parallel.CLUSTER_ENV, "processes:1")
+    images, creators = partitioned.image_connections(snap, con)
+    assert images is not con
+    assert describe.images_by_month(images).equals(describe.images_by_month(con))
