@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,14 +187,23 @@ def load_snapshot(root: str | Path, verify_checksums: bool = False) -> Snapshot:
         files[table] = found
     if verify_checksums:
         recorded = manifest.get("files", {})
-        for paths in files.values():
-            for path in paths:
-                rel = path.relative_to(root).as_posix()
-                want = recorded.get(rel, {}).get("sha256")
-                if want is None:
-                    raise SnapshotError(f"{rel} is not listed in {MANIFEST}")
-                if sha256_file(path) != want:
-                    raise SnapshotError(f"{rel} does not match its sha256 in {MANIFEST}")
+        paths = [p for found in files.values() for p in found]
+        for path in paths:
+            rel = path.relative_to(root).as_posix()
+            entry = recorded.get(rel)
+            if entry is None:
+                raise SnapshotError(f"{rel} is not listed in {MANIFEST}")
+            if "bytes" in entry and path.stat().st_size != entry["bytes"]:
+                raise SnapshotError(f"{rel} does not match its sha256 in {MANIFEST} (it has "
+                                    f"{path.stat().st_size} bytes, not {entry['bytes']}); "
+                                    "re-create or re-download the snapshot")
+        # one sha256 per part, hashed in parallel threads (hashlib releases the GIL)
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            digests = list(pool.map(sha256_file, paths))
+        for path, digest in zip(paths, digests, strict=True):
+            rel = path.relative_to(root).as_posix()
+            if digest != recorded[rel].get("sha256"):
+                raise SnapshotError(f"{rel} does not match its sha256 in {MANIFEST}")
     return Snapshot(root=root, manifest=manifest, files=files)
 
 
