@@ -43,10 +43,12 @@ def _reference(snapshot):
 
 
 def _check(snapshot, pool, **kw):
+    kw.setdefault("target_rows", 5_000)
     cube_ref, creators_ref = _reference(snapshot)
     reduced = partitioned.reduced_connections(snapshot, pool, **kw)
     try:
-        assert reduced.n_parts == len(snapshot.files["images"])
+        assert reduced.n_parts == len(partitioned.group_parts(snapshot.files["images"],
+                                                              kw["target_rows"]))
         assert _csvs(reduced.cube, CUBE_TABLES) == cube_ref
         assert _csvs(reduced.creators, CREATOR_TABLES) == creators_ref
     finally:
@@ -75,7 +77,7 @@ def test_dask_local_cluster_with_two_workers_is_byte_identical(parted):
 def _dies_once(task):
     """Kill this worker process the first time it meets part 0 (a marker file remembers)."""
     marker = Path(task.creators_out).parent.parent.parent / "killed-once"
-    if task.path.endswith("part-000000.parquet") and not marker.exists():
+    if task.paths[0].endswith("part-000000.parquet") and not marker.exists():
         marker.write_text("killed")
         os._exit(1)
     return partitioned.part_partials(task)
@@ -90,6 +92,15 @@ def test_a_killed_worker_is_retried_and_results_are_identical(parted, tmp_path):
         _check(parted, pool, scratch=tmp_path / "scratch", task=_dies_once)
     assert (tmp_path / "killed-once").is_file(), "the worker was never killed"
     assert not (tmp_path / "scratch").exists()  # closed: scratch removed
+
+
+def test_small_parts_are_grouped_into_tasks(parted):
+    groups = partitioned.group_parts(parted.files["images"], target_rows=10_000)
+    assert [len(g) for g in groups] == [2, 1]
+    assert partitioned.group_parts(parted.files["images"], target_rows=1) == \
+        [[p] for p in parted.files["images"]]
+    with parallel.executor(None) as pool:
+        _check(parted, pool, target_rows=10_000)
 
 
 def test_unknown_cluster_specs_say_what_is_accepted():

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from . import duck, parallel
 from .parallel import map_ordered
-from .snapshot import Snapshot
+from .snapshot import IMAGE_PART_ROWS, Snapshot
 
 #: Folder for the workers' partial files (must be shared by all workers on a cluster).
 SCRATCH_ENV = "CIVITAI_STUDY_SCRATCH"
@@ -50,25 +50,41 @@ CREATORS_SQL = """
 
 @dataclass(frozen=True)
 class PartTask:
-    """One map task: an images part and where to leave its per-creator counts."""
+    """One map task: consecutive images parts (about ``IMAGE_PART_ROWS`` rows together) and
+    where to leave their per-creator counts."""
 
-    path: str
+    paths: tuple[str, ...]
     creators_out: str
 
 
-def _part_view(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    names = set(pq.read_schema(path).names)
+def group_parts(paths: list[Path], target_rows: int = IMAGE_PART_ROWS) -> list[list[Path]]:
+    """Consecutive parts grouped into tasks of about ``target_rows`` rows (from the Parquet
+    footers), so a crawl's many small parts (20k rows each) still make sensible tasks."""
+    groups: list[list[Path]] = []
+    rows = 0
+    for path in paths:
+        n = pq.ParquetFile(path).metadata.num_rows
+        if not groups or (rows + n > target_rows and groups[-1]):
+            groups.append([])
+            rows = 0
+        groups[-1].append(path)
+        rows += n
+    return groups
+
+
+def _part_view(con: duckdb.DuckDBPyConnection, paths: tuple[str, ...]) -> None:
+    names = set(pq.read_schema(paths[0]).names)
     flag = "nsfw_flag" if "nsfw_flag" in names else "CAST(NULL AS BOOLEAN) AS nsfw_flag"
-    literal = "'" + path.replace("'", "''") + "'"
+    listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
     con.execute(f"""CREATE VIEW part AS SELECT created_at, nsfw_level, {flag}, base_model,
-                    username_hash FROM read_parquet({literal})""")
+                    username_hash FROM read_parquet({listing}, union_by_name = true)""")
 
 
 def part_partials(task: PartTask) -> pa.Table:
     """Map: the day cube of one part (returned) and its creator counts (written to a file)."""
     con = duck.connect()
     try:
-        _part_view(con, task.path)
+        _part_view(con, task.paths)
         cube = con.sql(CUBE_SQL).to_arrow_table()
         target = Path(task.creators_out)
         tmp = target.with_name(target.name + ".tmp")
@@ -106,7 +122,7 @@ class Reduced:
 
 
 def reduced_connections(snapshot: Snapshot, pool: Executor, scratch: Path | None = None,
-                        task=part_partials) -> Reduced:
+                        task=part_partials, target_rows: int = IMAGE_PART_ROWS) -> Reduced:
     """Map :func:`part_partials` over the snapshot's images parts on ``pool``, then reduce.
 
     ``scratch`` (default: a new temporary folder; ``CIVITAI_STUDY_SCRATCH`` names its parent)
@@ -115,8 +131,9 @@ def reduced_connections(snapshot: Snapshot, pool: Executor, scratch: Path | None
     scratch = Path(scratch or tempfile.mkdtemp(prefix="civitai-partials-"))
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / "creators").mkdir(exist_ok=True)
-    tasks = [PartTask(str(p.resolve()), str(scratch / "creators" / f"{i:06d}.parquet"))
-             for i, p in enumerate(snapshot.files["images"])]
+    tasks = [PartTask(tuple(str(p.resolve()) for p in group),
+                      str(scratch / "creators" / f"{i:06d}.parquet"))
+             for i, group in enumerate(group_parts(snapshot.files["images"], target_rows))]
     cubes = map_ordered(pool, task, tasks)
     cube_con = snapshot.connect()
     reduce_cube(cube_con, cubes)
