@@ -46,6 +46,17 @@ START = re.compile(r"^\[\d+/\d+\] (\S+)\.ipynb \.\.\.")
 SEED = 20250507
 
 
+def _label(cmdline: list[str]) -> str:
+    """A short name for a process of the tree: kernel, Dask worker, or its program."""
+    text = " ".join(cmdline)
+    if "ipykernel" in text:
+        return "notebook kernel"
+    if "distributed" in text or "dask" in text or "multiprocessing" in text:
+        return "worker process"
+    return Path(cmdline[1] if len(cmdline) > 1 and cmdline[0].endswith("python")
+                else cmdline[0]).name if cmdline else ""
+
+
 class TreeMonitor:
     """Polls the RSS of a process and all its descendants; peaks per phase and per process."""
 
@@ -68,7 +79,7 @@ class TreeMonitor:
             for p in procs:
                 try:
                     rss = p.memory_info().rss / 2**20
-                    name = " ".join(p.cmdline()[1:3])[-60:] or p.name()
+                    name = _label(p.cmdline()) or p.name()
                 except psutil.Error:
                     continue
                 total += rss

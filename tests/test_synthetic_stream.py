@@ -41,3 +41,12 @@ def test_an_existing_identical_snapshot_is_kept(tmp_path):
     stamp = first.files["images"][0].stat().st_mtime_ns
     write_large_sample(tmp_path / "s", config, part_rows=4_000)
     assert first.files["images"][0].stat().st_mtime_ns == stamp
+
+
+def test_sample_stream_on_the_command_line(tmp_path):
+    from civitai_study.cli import main
+
+    assert main(["sample", "--out", str(tmp_path / "s"), "--images", "5000", "--models", "200",
+                 "--stream"]) == 0
+    assert sorted(p.name for p in (tmp_path / "s" / "images").iterdir()) == ["part-000000.parquet"]
+    assert not (tmp_path / "s.partial").exists()
