@@ -81,8 +81,10 @@ def _part_view(con: duckdb.DuckDBPyConnection, paths: tuple[str, ...]) -> None:
 
 
 def part_partials(task: PartTask) -> pa.Table:
-    """Map: the day cube of one part (returned) and its creator counts (written to a file)."""
-    con = duck.connect()
+    """Map: the day cube of one part (returned) and its creator counts (written to a file).
+
+    One DuckDB thread per task: the cluster's workers are the parallelism."""
+    con = duck.connect(threads=1)
     try:
         _part_view(con, task.paths)
         cube = con.sql(CUBE_SQL).to_arrow_table()
