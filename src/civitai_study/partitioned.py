@@ -73,7 +73,7 @@ def group_parts(paths: list[Path], target_rows: int = IMAGE_PART_ROWS) -> list[l
 
 
 def _part_view(con: duckdb.DuckDBPyConnection, paths: tuple[str, ...]) -> None:
-    names = set(pq.read_schema(paths[0]).names)
+    names = set().union(*(pq.read_schema(p).names for p in paths))
     flag = "nsfw_flag" if "nsfw_flag" in names else "CAST(NULL AS BOOLEAN) AS nsfw_flag"
     listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
     con.execute(f"""CREATE VIEW part AS SELECT created_at, nsfw_level, {flag}, base_model,
