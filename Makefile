@@ -73,7 +73,7 @@ environment.yml: requirements.lock
 
 lock:
 	$(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv pip compile pyproject.toml build-requirements.in --python-version 3.11 \
+	$(PYTHON) -m uv pip compile pyproject.toml build-requirements.in --extra cluster --python-version 3.11 \
 	  --generate-hashes --no-header --annotation-style line -o requirements.lock
 	$(MAKE) environment.yml
 

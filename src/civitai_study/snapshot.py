@@ -4,12 +4,22 @@ Layout: ``DIR/manifest.json`` and, per table, either ``DIR/<table>.parquet`` or 
 ``DIR/<table>/`` of Parquet parts (what the collector writes). Row-level work goes through
 DuckDB views over those files (:meth:`Snapshot.connect`), so a 40-million-image snapshot never
 has to fit in pandas.
+
+Layout for scale: ``images`` at millions of rows is a folder of parts ``part-NNNNNN.parquet`` of
+about :data:`IMAGE_PART_ROWS` rows each (1–5M: one part is one sensible task for a parallel map,
+see :mod:`civitai_study.parallel`), each made of row groups of about :data:`IMAGE_ROW_GROUP` rows
+(the unit DuckDB reads and skips by statistics), zstd-compressed, in upload-time order. The
+manifest's ``files`` keeps one sha256 and byte size per part, so verifying a 40M snapshot is one
+hash per part (and a changed part names itself). The small tables (models, versions, tags) may
+stay single files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +28,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import duck
 from .schema import SCHEMA_VERSION, TABLES, conform, type_family
 
 MANIFEST = "manifest.json"
+#: Rows per images part and per row group in snapshots written for scale (see the module doc).
+IMAGE_PART_ROWS = 2_000_000
+IMAGE_ROW_GROUP = 100_000
 
 
 class SnapshotError(ValueError):
@@ -87,15 +101,11 @@ class Snapshot:
         quoted = ("'" + str(p).replace("'", "''") + "'" for p in self.files[table])
         return "[" + ", ".join(quoted) + "]"
 
-    def connect(self, threads: int | None = None, memory_limit: str | None = None
-                ) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB connection with one view per table."""
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")  # months are UTC months, whatever the machine says
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        if memory_limit:
-            con.execute(f"SET memory_limit = '{memory_limit}'")
+    def connect(self, threads: int | None = None, memory_limit: str | None = None,
+                temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+        """A fresh bounded DuckDB connection (:func:`civitai_study.duck.connect`: memory limit,
+        spill folder, UTC) with one view per table."""
+        con = duck.connect(memory_limit, temp_directory, threads)
         for table in TABLES:
             con.execute(f"CREATE VIEW {table} AS SELECT *{self._absent_columns(table)} "
                         f"FROM read_parquet({self.parquet_list(table)})")
@@ -177,14 +187,23 @@ def load_snapshot(root: str | Path, verify_checksums: bool = False) -> Snapshot:
         files[table] = found
     if verify_checksums:
         recorded = manifest.get("files", {})
-        for paths in files.values():
-            for path in paths:
-                rel = path.relative_to(root).as_posix()
-                want = recorded.get(rel, {}).get("sha256")
-                if want is None:
-                    raise SnapshotError(f"{rel} is not listed in {MANIFEST}")
-                if sha256_file(path) != want:
-                    raise SnapshotError(f"{rel} does not match its sha256 in {MANIFEST}")
+        paths = [p for found in files.values() for p in found]
+        for path in paths:
+            rel = path.relative_to(root).as_posix()
+            entry = recorded.get(rel)
+            if entry is None:
+                raise SnapshotError(f"{rel} is not listed in {MANIFEST}")
+            if "bytes" in entry and path.stat().st_size != entry["bytes"]:
+                raise SnapshotError(f"{rel} does not match its sha256 in {MANIFEST} (it has "
+                                    f"{path.stat().st_size} bytes, not {entry['bytes']}); "
+                                    "re-create or re-download the snapshot")
+        # one sha256 per part, hashed in parallel threads (hashlib releases the GIL)
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            digests = list(pool.map(sha256_file, paths))
+        for path, digest in zip(paths, digests, strict=True):
+            rel = path.relative_to(root).as_posix()
+            if digest != recorded[rel].get("sha256"):
+                raise SnapshotError(f"{rel} does not match its sha256 in {MANIFEST}")
     return Snapshot(root=root, manifest=manifest, files=files)
 
 

@@ -159,6 +159,9 @@ class _Crawl:
         """Parts first (durable), then the checkpoint that points past them."""
         self.sink.flush(self.state.next_part)
         self.state.next_part += 1
+        # items counted as accepted that the flush found already on disk (a resumed crawl)
+        self.state.accepted -= self.sink.late_duplicates.get(self.endpoint, 0)
+        self.sink.late_duplicates.clear()
         self.state.cursor = cursor
         self.state.requests = self._requests_base + self.client.stats.requests
         self.state.retries = self._retries_base + self.client.stats.retries

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from ..duck import MEMORY_ENV, check_memory_limit
+from ..parallel import CLUSTER_ENV, check_spec
 from ..paths import SAMPLE_DIR
 from ..runner import RunError, notebook_paths, run_notebooks, shown_path
 
@@ -40,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list-parameters", action="store_true",
                    help="print every notebook's parameters (name, default, type, allowed "
                         "values) and exit")
+    p.add_argument("--cluster", default=None, metavar="SPEC",
+                   help="run the image-level aggregations of notebooks 02-03 as a map over "
+                        "Parquet parts: local:N (Dask on this machine), tcp://host:port (a "
+                        "running Dask scheduler) or a dask-jobqueue YAML file (default: "
+                        "in-process DuckDB)")
+    p.add_argument("--duckdb-memory", default=None, metavar="SIZE",
+                   help="memory limit of every DuckDB connection, e.g. 2GB (default: "
+                        "$CIVITAI_STUDY_DUCKDB_MEMORY or 2GB); past it queries spill to disk")
     p.set_defaults(func=_run)
 
 
@@ -49,6 +60,11 @@ def _run(args: argparse.Namespace) -> int:
 
         print(parameters_text(notebook_paths(only=args.only)))
         return 0
+    # Notebook kernels inherit this process's environment: that is how both choices reach them.
+    if args.cluster:
+        os.environ[CLUSTER_ENV] = check_spec(args.cluster) or ""
+    if args.duckdb_memory:
+        os.environ[MEMORY_ENV] = check_memory_limit(args.duckdb_memory)
     try:
         run_notebooks(args.data.resolve(), args.out.resolve() if args.out else None,
                       seed=args.seed, config=args.config, only=args.only, verify=args.verify)

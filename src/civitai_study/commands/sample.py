@@ -7,6 +7,9 @@ from pathlib import Path
 
 from ..synthetic import SampleConfig, write_sample
 
+#: Above this many images the streaming generator is used (the in-memory one needs ~1.7 GB/M).
+STREAM_ABOVE = 1_000_000
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     defaults = SampleConfig()
@@ -22,11 +25,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="number of images (at least 1,000)")
     p.add_argument("--models", type=int, default=defaults.n_models,
                    help="number of models (at least 100)")
+    p.add_argument("--stream", action="store_true",
+                   help="write images as parts with bounded memory (automatic above "
+                        f"{STREAM_ABOVE:,} images; for scale tests)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     config = SampleConfig(seed=args.seed, n_images=args.images, n_models=args.models)
-    snapshot = write_sample(args.out, config)
+    if args.stream or args.images > STREAM_ABOVE:
+        from ..synthetic_stream import write_large_sample
+
+        snapshot = write_large_sample(args.out, config)
+    else:
+        snapshot = write_sample(args.out, config)
     print(snapshot.describe())
     return 0

@@ -123,14 +123,23 @@ def coded_category_cooccurrence(con, lexicon: dict[str, tuple[str, ...]] = FALLB
 
 def blurhash_sample(con, per_level: int = 8, seed: int = 20250507) -> pd.DataFrame:
     """``nsfw_level, blurhash, width, height``: a deterministic sample of BlurHash strings per
-    level (never image URLs or ids), for the privacy-preserving stand-in of the image grid."""
+    level (never image URLs or ids), for the privacy-preserving stand-in of the image grid.
+
+    Per level, the ``per_level`` rows with the smallest ``hash(id + seed)`` (ties by id). A
+    bounded top-N aggregate (``min_by(..., n)``) keeps only that many rows per level in memory,
+    where a window over every row would sort the whole table (the 40M-image peak of notebook 05).
+    """
     return con.execute(f"""
-        SELECT nsfw_level, blurhash, width, height FROM (
-          SELECT CAST(nsfw_level AS INTEGER) AS nsfw_level, blurhash, width, height,
-                 row_number() OVER (PARTITION BY nsfw_level
-                                    ORDER BY hash(id + {int(seed)}), id) AS r
-          FROM images WHERE blurhash IS NOT NULL AND nsfw_level IN (1, 2, 4, 8, 16))
-        WHERE r <= {int(per_level)} ORDER BY nsfw_level, r""").df()
+        WITH top AS (
+          SELECT CAST(nsfw_level AS INTEGER) AS nsfw_level,
+                 min_by({{'blurhash': blurhash, 'width': width, 'height': height}},
+                        {{'h': hash(id + {int(seed)}), 'id': id}}, {int(per_level)}) AS picks
+          FROM images WHERE blurhash IS NOT NULL AND nsfw_level IN (1, 2, 4, 8, 16)
+          GROUP BY 1)
+        SELECT nsfw_level, picks[r].blurhash AS blurhash, picks[r].width AS width,
+               picks[r].height AS height
+        FROM top, generate_series(1, len(picks)) AS g(r)
+        ORDER BY nsfw_level, r""").df()
 
 
 def events(path=None) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..schema import TABLES, arrow_schema, conform
+from ..snapshot import IMAGE_ROW_GROUP
 from .parse import Hasher, RecordError, scrub_usernames
 
 QUARANTINE_DIR = "quarantine"
@@ -62,7 +63,9 @@ def write_part(root: Path, table: str, index: int, rows: list[dict[str, Any]]) -
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"part-{index:06d}.parquet"
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(rows_to_table(table, rows), tmp, compression="zstd")
+    # row groups of ~100k rows: the unit DuckDB reads in parallel and skips by statistics
+    pq.write_table(rows_to_table(table, rows), tmp, compression="zstd",
+                   row_group_size=IMAGE_ROW_GROUP)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
