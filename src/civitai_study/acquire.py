@@ -132,9 +132,11 @@ def _quarantine_table(manifest: dict[str, Any]) -> Any:
         {"records": "int64"})
 
 
-#: Manifest keys that describe how a snapshot was made (shown in notebook 01).
+#: Manifest keys that describe how a snapshot was made (shown in notebook 01). The import date
+#: (``imported_on``) stays in the manifest but is not shown: re-importing the same data on another
+#: day must give the same stored outputs.
 CONDITION_KEYS = ("source", "snapshot_date", "window", "parameters", "request", "collection",
-                  "clamp_check", "tool", "imported_on", "duplicates_dropped", "acquired",
+                  "clamp_check", "tool", "duplicates_dropped", "acquired",
                   "not_measurable", "not_measurable_note")
 
 
