@@ -305,3 +305,18 @@ def test_import_refuses_a_folder_with_the_users_own_table_files(tmp_path):
     with pytest.raises(FileExistsError, match="not a snapshot"):
         run_importer("models-jsonl", models_file(tmp_path / "a.jsonl", range(1, 3)), own)
     assert (own / "images.parquet").read_bytes() == b"my own file"
+
+
+def test_truncated_import_never_replaces_a_complete_snapshot(tmp_path):
+    """The records before the break are kept beside ``--out``; the good snapshot stays."""
+    whole = models_file(tmp_path / "m.jsonl.gz", range(1, 400), gz=True)
+    out = tmp_path / "out"
+    run_importer("models-jsonl", whole, out)
+    before = tree(out)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    with pytest.raises(InputTruncated, match="still holds the snapshot it had"):
+        run_importer("models-jsonl", cut, out)
+    assert tree(out) == before
+    partial = load_snapshot(tmp_path / "out.partial")
+    assert 0 < partial.manifest["counts"]["models"] < 399

@@ -303,17 +303,33 @@ def finish(out: Path, sink: Sink, next_index: int, source: dict[str, Any],
             manifest["input_truncated"] = {p.name: {"complete_lines": n} for p, n in truncated}
         write_manifest(stage, manifest)
         load_snapshot(stage)
-        keep = sorted(n for n in os.listdir(out) if n not in LAYOUT) if out.is_dir() else []
-        staging.commit(stage, out, keep=keep)
+        # A truncated input never replaces a snapshot the user already had: its records go to a
+        # sibling folder instead, and the complete snapshot in ``out`` stays as it was.
+        target = partial_target(out) if truncated and has_snapshot(out) else out
+        keep = (sorted(n for n in os.listdir(target) if n not in LAYOUT)
+                if target.is_dir() else [])
+        staging.commit(stage, target, keep=keep)
     except BaseException:
         abort(out)
         raise
     _CURRENT.set(None)
-    snapshot = load_snapshot(out)
+    snapshot = load_snapshot(target)
     if truncated:
         path, lines = truncated[0]
+        kept = (f"kept in {target} ({out} still holds the snapshot it had)" if target != out
+                else f"kept in {out}")
         raise InputTruncated(
             f"{path} ended early after {lines:,} complete lines (an interrupted download?); the "
-            f"records read before the break were kept in {out} and the broken tail is in "
-            f"{out / QUARANTINE_DIR}; re-download the file and import again")
+            f"records read before the break were {kept} and the broken tail is in "
+            f"{target / QUARANTINE_DIR}; re-download the file and import again")
     return snapshot
+
+
+def has_snapshot(folder: Path) -> bool:
+    """Whether ``folder`` already holds a snapshot (a manifest)."""
+    return (Path(folder) / "manifest.json").is_file()
+
+
+def partial_target(out: Path) -> Path:
+    """Where a truncated import goes when ``out`` already holds a snapshot: ``OUT.partial``."""
+    return out.parent / f"{out.name}.partial"
