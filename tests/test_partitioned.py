@@ -110,6 +110,20 @@ def test_unknown_cluster_specs_say_what_is_accepted():
         parallel.check_spec("nowhere.yaml")
 
 
+def test_cluster_files_are_checked_up_front_and_made_absolute(tmp_path, monkeypatch):
+    """The kernels run in notebooks/: a relative file must reach them as an absolute path, and a
+    malformed file is refused before any notebook starts."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.yaml").write_text("jobqueue: slurm\ncluster: {cores: 1}\n")
+    assert parallel.check_spec("good.yaml") == str(tmp_path / "good.yaml")
+    (tmp_path / "bad.yaml").write_text("jobqueue: [slurm\n")
+    with pytest.raises(parallel.ClusterSpecError, match="not valid YAML"):
+        parallel.check_spec("bad.yaml")
+    (tmp_path / "kind.yaml").write_text("jobqueue: mainframe\n")
+    with pytest.raises(parallel.ClusterSpecError, match="needs `jobqueue:`"):
+        parallel.check_spec("kind.yaml")
+
+
 def test_the_slurm_example_config_makes_a_job_script():
     """benchmarks/slurm-cluster.yaml is a valid dask-jobqueue SLURM spec (no SLURM needed)."""
     jobqueue = pytest.importorskip("dask_jobqueue")

@@ -71,10 +71,13 @@ def check_spec(spec: str | None) -> str | None:
     if re.fullmatch(r"(local|processes):[1-9]\d*", spec) or spec.startswith("tcp://"):
         return spec
     if spec.endswith((".yaml", ".yml")):
-        if not Path(spec).is_file():
+        path = Path(spec).expanduser()
+        if not path.is_file():
             raise ClusterSpecError(f"cluster file {spec} does not exist; write one like "
                                    "benchmarks/slurm-cluster.yaml")
-        return spec
+        read_jobqueue_config(path)  # refuse a malformed file before anything runs
+        # absolute, because the notebook kernels run in notebooks/, not where the user typed it
+        return str(path.resolve())
     raise ClusterSpecError(f"cluster {spec!r} is not understood; use local:N, processes:N, "
                            "tcp://host:port or a dask-jobqueue YAML file")
 
@@ -99,14 +102,31 @@ def _dask_client(spec: str):
     return _jobqueue_client(Path(spec))
 
 
-def _jobqueue_client(path: Path):
+def read_jobqueue_config(path: Path) -> dict:
+    """The dask-jobqueue YAML file, checked: ``jobqueue`` kind, ``cluster`` mapping, ``jobs``."""
     import yaml
 
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    kind = str(config.get("jobqueue", "")).lower()
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ClusterSpecError(f"{path} is not valid YAML{where}; see "
+                               "benchmarks/slurm-cluster.yaml for the shape") from None
+    kind = str(config.get("jobqueue", "")).lower() if isinstance(config, dict) else ""
     if kind not in _JOBQUEUE or not isinstance(config.get("cluster", {}), dict):
         raise ClusterSpecError(f"{path}: needs `jobqueue:` one of {sorted(_JOBQUEUE)} and a "
                                "`cluster:` mapping of keyword arguments")
+    try:
+        int(config.get("jobs", 1))
+    except (TypeError, ValueError):
+        raise ClusterSpecError(f"{path}: `jobs:` must be a whole number") from None
+    return config
+
+
+def _jobqueue_client(path: Path):
+    config = read_jobqueue_config(path)
+    kind = str(config["jobqueue"]).lower()
     try:
         import dask_jobqueue
     except ImportError:
