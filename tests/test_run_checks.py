@@ -22,13 +22,13 @@ NOTEBOOKS = runner.notebook_paths()
 
 
 @pytest.mark.parametrize("name", ["password", "api_key", "apiKey", "hf_token", "client_secret",
-                                  "session_cookie", "auth", "PASSWD"])
+                                  "session_cookie", "auth", "PASSWD", "private_key"])
 def test_secret_names(name):
     assert is_secret_name(name)
 
 
 @pytest.mark.parametrize("name", ["keyword_limit", "top_n_tags", "monkey", "tokenizer_limit",
-                                  "drop_months", "definition"])
+                                  "drop_months", "definition", "private_dir"])
 def test_ordinary_names_are_not_secrets(name):
     assert not is_secret_name(name)
 
@@ -62,6 +62,10 @@ def test_declared_parameters_come_from_the_parameters_cell():
     ({"02_descriptive_statistics": {"top_n_tag": 3}}, "top_n_tag"),
     ({"all": {"data_dir": "x"}}, "set by the runner"),
     ({"all": [1, 2]}, "mapping"),
+    ({"03_trend_regression": {"min_side": -4}}, "at least 2"),
+    ({"03_trend_regression": {"drop_months": -50}}, "at least 0"),
+    ({"02_descriptive_statistics": {"decomposition_window": 0}}, "at least 1"),
+    ({"04_qualitative_coding": {"private_dir": 3}}, "must be str"),
     ({"04_qualitative_coding": {"codebook_path": "/nonexistent/codebook.yaml"}},
      "does not exist"),
     ({"04_qualitative_coding": {"coding_files": ["../data/coding/none.csv"]}}, "does not exist"),

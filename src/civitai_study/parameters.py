@@ -28,19 +28,29 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "definition": tuple(sorted(NSFW_DEFINITIONS)),
     "se_method": ("quasi", "hac"),
 }
+#: Smallest sensible value of numeric parameters (a negative window or segment length would fit
+#: models the analysis forbids, e.g. segments shorter than ``min_side``).
+MINIMUM: dict[str, int | float] = {
+    "n_images": 1000, "n_models": 100, "max_items": 1, "rate": 0, "top_n_tags": 1,
+    "decomposition_window": 1, "drop_months": 0, "min_side": 2, "candidate_sample_rows": 1,
+    "per_level": 1,
+}
 #: Types of parameters whose default is None (None stays allowed).
 NONE_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     "out_dir": (str,), "importer": (str,), "path": (str,), "since": (str,), "until": (str,),
     "max_items": (int,), "base_url": (str,), "rate": (int, float), "codebook_path": (str,),
+    "private_dir": (str,),
 }
 #: Parameters naming input files (relative to notebooks/): they must exist before a run starts.
 PATH_PARAMETERS = ("codebook_path", "path", "coding_files")
 #: Set by the runner itself; a config may not override them.
 RUNNER_OWNED = ("data_dir", "out_dir", "seed")
 #: Words that make a parameter name secret-like (compared with the name's ``_``-separated words).
+#: ("private" is not one: `private_dir` names the folder for unredacted lists; "private_key" is
+#: caught by "key").
 SECRET_WORDS = frozenset({
     "key", "apikey", "token", "secret", "password", "passwd", "pwd", "passphrase", "credential",
-    "credentials", "auth", "authorization", "bearer", "cookie", "session", "private",
+    "credentials", "auth", "authorization", "bearer", "cookie", "session",
 })
 #: Values that look like credentials whatever their parameter is called.
 SECRET_VALUE_PATTERNS = (
@@ -78,6 +88,8 @@ class Parameter:
     def describe(self) -> str:
         kinds = " or ".join(t.__name__ for t in self.types())
         allowed = f"; one of {', '.join(ALLOWED[self.name])}" if self.name in ALLOWED else ""
+        if self.name in MINIMUM:
+            allowed += f"; at least {MINIMUM[self.name]}"
         note = f"  # {self.comment}" if self.comment else ""
         return f"{self.name} = {self.default!r} ({kinds}{allowed}){note}"
 
@@ -133,6 +145,10 @@ def _check_value(where: str, param: Parameter, value: Any) -> None:
     if param.name in ALLOWED and value is not None and value not in ALLOWED[param.name]:
         raise ConfigError(f"{where}: parameter {param.name!r} is {value!r}; allowed values: "
                           f"{', '.join(ALLOWED[param.name])}")
+    low = MINIMUM.get(param.name)
+    if low is not None and value is not None and value < low:
+        raise ConfigError(f"{where}: parameter {param.name!r} is {value!r}; it must be at least "
+                          f"{low}")
 
 
 def validate_config(data: Any, notebooks: list[Path], source: str = "config"
