@@ -16,7 +16,10 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Real-data results: the real 2023 /api/v1/models crawl (17,982 models, 187,256 preview images),
 # imported once into a git-ignored snapshot, run into results/real-2023/ (aggregates, redacted),
 # then audited for slurs, names of real people, usernames and verbatim prompts.
-REAL_CRAWL    ?= ../shared/civitai-samples/models/dfanr_v1_models_2023-07-04.jsonl.gz
+REAL_CRAWL_NAME = dfanr_v1_models_2023-07-04.jsonl.gz
+REAL_CRAWL    ?= $(firstword $(wildcard ../shared/civitai-samples/models/$(REAL_CRAWL_NAME) \
+                 data/.downloads/real-2023/$(REAL_CRAWL_NAME)) \
+                 ../shared/civitai-samples/models/$(REAL_CRAWL_NAME))
 REAL_SNAPSHOT ?= data/real-2023
 REAL_OUT      ?= results/real-2023
 

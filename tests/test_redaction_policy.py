@@ -128,3 +128,11 @@ def test_candidates_command_redacts_and_keeps_the_raw_list_private(small_sample,
     shown, raw = pd.read_csv(out), pd.read_csv(private / "cand.csv")
     policy = build_policy(load_snapshot(small_sample))
     assert shown["term"].astype(str).tolist() == policy.labels(raw["term"].astype(str).tolist())
+
+
+def test_audit_fails_closed_without_its_crawl(tmp_path, capsys):
+    """An audit that had nothing to search for must not report success."""
+    from civitai_study import audit
+
+    assert audit.main(["--crawl", str(tmp_path / "missing.jsonl.gz"), str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -209,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the raw /api/v1/models crawl (JSONL, gzip or not)")
     parser.add_argument("folders", type=Path, nargs="+", help="output folders to scan")
     args = parser.parse_args(argv)
-    if not args.crawl.is_file():
-        print(f"audit: crawl {args.crawl} not found; nothing to audit against (skipped)")
-        return 0
+    if not args.crawl.is_file():  # fail closed: an audit that checked nothing must not pass
+        print(f"error: crawl {args.crawl} not found; the audit derives what to search for from "
+              "the raw crawl: give --crawl PATH (e.g. the file `civitai-study acquire real-2023` "
+              "downloaded)", file=sys.stderr)
+        return 2
     forbidden = forbidden_from_crawl(args.crawl)
     counts = ", ".join(f"{k} {v:,}" for k, v in forbidden.counts().items())
     hits = [h for folder in args.folders for h in scan_folder(folder, forbidden)]
