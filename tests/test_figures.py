@@ -16,6 +16,7 @@ from civitai_study.figures import blur, coded, creators, models, tags, volume
 from civitai_study.figures import trends as trend_figures
 from civitai_study.figures.style import (
     NSFW_LEVEL_COLORS,
+    comparison_window,
     finding_of,
     plotted_data,
     save_figure,
@@ -463,3 +464,24 @@ def test_cooccurrence_title_names_the_pair_with_the_highest_lift():
     # without a lift column the title falls back to the highest conditional share
     plain = frame.drop(columns=["lift", "n_total"])
     assert "Categories travel together" in cooccurrence_finding(plain, cooccurrence_matrix(plain))
+
+
+@pytest.mark.parametrize("n_months", [2, 5, 9, 30])
+def test_titles_never_compare_overlapping_windows(n_months):
+    """On a short snapshot the first and last windows a title compares are disjoint: a 9-month
+    crawl must not report the whole data "from X% to X%"."""
+    assert 2 * comparison_window(n_months, 12) <= max(n_months, 2)
+    months = [f"{2022 + (i + 10) // 12}-{(i + 10) % 12 + 1:02d}" for i in range(n_months)]
+    rows = [(m, "LORA", 1 + i) for i, m in enumerate(months)] + \
+           [(m, "Checkpoint", 10) for m in months]
+    fig = models.models_by_type(pd.DataFrame(rows, columns=["month", "type", "n_models"]),
+                                **FOOT)
+    assert f"first {comparison_window(n_months, 12)} months" in finding_of(fig)
+
+
+def test_upload_counts_title_names_the_peak_not_a_partial_last_month(by_level):
+    partial = pd.concat([by_level, pd.DataFrame({"month": ["2025-01"], "nsfw_level": [1],
+                                                 "n_images": [3]})])
+    fig = volume.uploads_by_nsfw_level(partial, **FOOT)
+    title = finding_of(fig)
+    assert "peak of" in title and "2025-01" not in title

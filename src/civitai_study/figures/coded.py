@@ -8,7 +8,17 @@ import pandas as pd
 from matplotlib.ticker import FixedLocator, NullFormatter
 
 from ..nsfw import LEVEL_LABELS
-from .style import OKABE_ITO, attach_data, finish, level_color, month_axis, new_figure, pct, wrapped
+from .style import (
+    OKABE_ITO,
+    attach_data,
+    comparison_window,
+    finish,
+    level_color,
+    month_axis,
+    new_figure,
+    pct,
+    wrapped,
+)
 from .volume import _require
 
 
@@ -66,11 +76,12 @@ def over_time_finding(wide: pd.DataFrame, field: str, within: pd.DataFrame | Non
                       unreliable: list[str] | tuple[str, ...] = ()) -> str:
     """Title of the pooled share-over-time figure: the largest pooled change, said to be pooled,
     and whether it holds within NSFW level (a pooled rise can be the NSFW mix alone)."""
-    first, last = wide.iloc[:6].mean(), wide.iloc[-6:].mean()
+    w = comparison_window(len(wide), 6)
+    first, last = wide.iloc[:w].mean(), wide.iloc[-w:].mean()
     change = (last - first).sort_values(ascending=False, kind="stable")
     riser = change.index[0]
     pooled = (f"'{riser}' share of {field}s changed most with all NSFW levels pooled "
-              f"({pct(first[riser])} → {pct(last[riser])}, first vs last 6 months)")
+              f"({pct(first[riser])} → {pct(last[riser])}, first vs last {w} months)")
     if riser in unreliable:
         return pooled + "; coding not reliable enough for a trend claim"
     if within is not None and "within_or_ci_low" in within.columns:  # marginal_and_within table

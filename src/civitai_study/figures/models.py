@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .style import GROUP_COLORS, OKABE_ITO, attach_data, finish, month_axis, new_figure, pct
+from .style import (
+    GROUP_COLORS,
+    OKABE_ITO,
+    attach_data,
+    comparison_window,
+    finish,
+    month_axis,
+    new_figure,
+    pct,
+)
 from .volume import _require
 
 #: Model types shown on their own; the rest are pooled as "other" (adapters first).
@@ -40,17 +49,18 @@ def models_by_type(frame: pd.DataFrame, *, source_label: str, synthetic: bool):
     wide = type_matrix(frame)
     months = list(wide.index)
     adapters = wide[[c for c in ("LORA", "LoCon") if c in wide.columns]].sum(axis=1)
-    first, last = wide.iloc[:12].sum().sum(), wide.iloc[-12:].sum().sum()
-    share_first = adapters.iloc[:12].sum() / max(first, 1)
-    share_last = adapters.iloc[-12:].sum() / max(last, 1)
+    w = comparison_window(len(wide), 12)
+    first, last = wide.iloc[:w].sum().sum(), wide.iloc[-w:].sum().sum()
+    share_first = adapters.iloc[:w].sum() / max(first, 1)
+    share_last = adapters.iloc[-w:].sum() / max(last, 1)
     fig, ax = new_figure()
     _stack(ax, wide, [OKABE_ITO[i] for i in (6, 5, 4, 1, 7)])
     month_axis(ax, months)
     ax.set_xlabel("month of the model's first version (UTC)")
     ax.set_ylabel("new models per month (count)")
     ax.legend(title="model type", loc="upper left", bbox_to_anchor=(1.0, 1.0), reverse=True)
-    title = (f"LoRA/LoCon adapters went from {pct(share_first)} of new models in the first 12 "
-             f"months to {pct(share_last)} in the last 12")
+    title = (f"LoRA/LoCon adapters went from {pct(share_first)} of new models in the first {w} "
+             f"months to {pct(share_last)} in the last {w}")
     finish(fig, title, source_label, synthetic)
     return attach_data(fig, wide, title)
 
@@ -79,9 +89,10 @@ def models_by_base_model(frame: pd.DataFrame, *, unit: str = "model_versions", t
     wide = wide[[*keep, "other"] if "other" in wide.columns else keep]
     shares = wide.div(wide.sum(axis=1), axis=0)
     months = list(shares.index)
-    lead = shares.iloc[-3:].mean().idxmax()
-    lead_share = shares.iloc[-3:].mean().max()
-    start_lead = shares.iloc[:3].mean().idxmax()
+    w = comparison_window(len(shares), 3)
+    lead = shares.iloc[-w:].mean().idxmax()
+    lead_share = shares.iloc[-w:].mean().max()
+    start_lead = shares.iloc[:w].mean().idxmax()
     fig, ax = new_figure()
     _stack(ax, shares, [OKABE_ITO[i] for i in (4, 0, 6, 2, 5, 1, 3)][: len(keep)] + ["#BBBBBB"])
     month_axis(ax, months)
@@ -93,10 +104,10 @@ def models_by_base_model(frame: pd.DataFrame, *, unit: str = "model_versions", t
     ax.legend(title="base model", loc="upper left", bbox_to_anchor=(1.0, 1.0), reverse=True)
     if lead == start_lead:
         title = (f"{lead} led at the start and still leads, with {pct(lead_share)} of new {noun}"
-                 " in the last 3 months")
+                 f" in the last {w} months")
     else:
         title = (f"Base models turn over: {start_lead} led at the start, {lead} holds "
-                 f"{pct(lead_share)} of new {noun} in the last 3 months")
+                 f"{pct(lead_share)} of new {noun} in the last {w} months")
     finish(fig, title, source_label, synthetic)
     return attach_data(fig, shares, title)
 

@@ -127,6 +127,13 @@ def month_axis(ax, months: list[str], every: int = 6) -> None:
     ax.set_xlim(-0.6, len(months) - 0.4)
 
 
+def comparison_window(n_periods: int, preferred: int) -> int:
+    """Months in each of the first and last windows a title compares: ``preferred``, shrunk so
+    the two windows never overlap on a short snapshot (a 9-month crawl compares 4 and 4, not the
+    whole data with itself). At least 1."""
+    return max(1, min(preferred, n_periods // 2))
+
+
 def pct(x: float) -> str:
     """A share as a rounded percentage for titles."""
     return f"{100 * x:.0f}%"

@@ -75,9 +75,12 @@ def uploads_by_nsfw_level(frame: pd.DataFrame, *, shares: bool = False, source_l
     else:
         ax.set_ylabel("images uploaded per month (count)")
         total = counts.sum(axis=1)
-        title = (f"Monthly uploads grew from {int(total.iloc[0]):,} images in {months[0]} to "
-                 f"{int(total.iloc[-1]):,} in {months[-1]}, {pct(above_pg.iloc[-1])} of rated ones "
-                 f"above PG ({pct(r_plus.iloc[-1])} R or above)")
+        # the peak, not the last month: a crawl's last month is usually partial
+        peak = int(np.argmax(total.to_numpy()))
+        title = (f"Monthly uploads went from {int(total.iloc[0]):,} images in {months[0]} to a "
+                 f"peak of {int(total.iloc[peak]):,} in {months[peak]}, "
+                 f"{pct(above_pg.iloc[peak])} of rated ones above PG then "
+                 f"({pct(r_plus.iloc[peak])} R or above)")
     ax.legend(title="NSFW level", ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0),
               reverse=True)
     finish(fig, wrapped(title), source_label, synthetic)
