@@ -26,7 +26,7 @@ REAL_OUT      ?= results/real-2023
 .PHONY: all setup venv sample run test test-run lint report teaching simulation lock clean help real
 
 help:
-	@echo "make all       set up, build the synthetic sample, run every notebook (figures, tables)"
+	@echo "make all       set up, build the synthetic sample, run every notebook (figures, tables), teaching edition"
 	@echo "make test      set up, then unit tests + nbval over the stored notebooks"
 	@echo "make report    static HTML site from the executed notebooks (_build/html)"
 	@echo "make teaching  teaching edition under teaching/"
@@ -34,7 +34,7 @@ help:
 	@echo "make real      the pipeline on the real 2023 crawl into results/real-2023/ (redacted)"
 	@echo "make lock      re-resolve requirements.lock and environment.yml (needs network)"
 
-all: setup sample run
+all: setup sample run teaching
 
 setup venv: $(STAMP)
 

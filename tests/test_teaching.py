@@ -161,3 +161,16 @@ def test_teaching_never_replaces_a_foreign_folder(tmp_path):
     build_teaching(tmp_path / "t", solutions_dir=None)
     build_teaching(tmp_path / "t", solutions_dir=None)  # an earlier edition is rebuilt
     assert (tmp_path / "t" / "INSTRUCTOR_GUIDE.md").is_file()
+
+
+def test_committed_teaching_edition_is_what_make_teaching_writes(tmp_path):
+    """Binder users get the committed teaching/ folder: it must be the current edition (`make all`
+    rebuilds it after the notebooks)."""
+    root = Path(__file__).resolve().parents[1]
+    build_teaching(tmp_path / "t", solutions_dir=None)
+    committed = root / "teaching"
+    names = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert names == sorted(p.name for p in committed.iterdir() if not p.name.startswith("."))
+    stale = [n for n in names
+             if (tmp_path / "t" / n).read_bytes() != (committed / n).read_bytes()]
+    assert not stale, f"teaching/ is stale ({', '.join(stale)}): run `make teaching` and commit"
