@@ -111,7 +111,7 @@ class TestLongestMatchWins:
                    "light leak", "gothic lolita", "mixed breed", "famous artwork", "man"]
         batch = split_phrases(pa.array([", ".join(phrases)], type=pa.string()))
         phrase, label, _ = matcher.dictionary_terms(batch.phrases)
-        got = {(batch.dictionary[p], matcher.labels[t]) for p, t in zip(phrase, label)}
+        got = {(batch.dictionary[p], matcher.labels[t]) for p, t in zip(phrase, label, strict=True)}
         want = {(p, matcher.labels[t]) for p in batch.dictionary
                 for t in (matcher.phrase_terms(p) if matcher.phrase_terms(p) != -1 else ())}
         assert got == want

@@ -9,7 +9,6 @@ references (they name a model, not the depicted content).
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
 
