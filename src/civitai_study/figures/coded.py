@@ -12,13 +12,16 @@ from .volume import _require
 
 
 def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
-                         trends: pd.DataFrame | None = None, source_label: str, synthetic: bool):
+                         trends: pd.DataFrame | None = None, source_label: str, synthetic: bool,
+                         unreliable: set[str] | frozenset[str] = frozenset()):
     """Monthly share of documents (default: prompts) coded with each category.
 
     ``frame``: ``month, category, field, n_documents, share`` (``coded_categories_by_month.csv``);
     documents without a date (month ``unknown``) are left out. ``trends`` (optional):
     ``category, odds_ratio_per_year`` (``coding_share_trends.csv``) adds each category's fitted
-    odds ratio per year to its legend entry.
+    odds ratio per year to its legend entry. ``unreliable``: categories that failed the validity
+    gate (``coding.validity.gate``): drawn grey, labelled "not reliable enough for a trend claim",
+    and never named in the title.
     """
     _require(frame, ["month", "category", "field", "share"], "categories_over_time")
     part = frame[(frame["field"] == field)
@@ -38,6 +41,10 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     for k, category in enumerate(wide.columns):
         label = (f"{category} (odds ×{odds[category]:.2f}/year)" if category in odds
                  else category)
+        if category in unreliable:
+            ax.plot(x, wide[category], color="#b0b0b0", ls=":", lw=1.0,
+                    label=f"{category}: not reliable enough for a trend claim")
+            continue
         ax.plot(x, wide[category], color=OKABE_ITO[k % 8], ls=("-", "--")[(k // 8) % 2], lw=1.3,
                 label=label)
     month_axis(ax, months)
@@ -48,9 +55,14 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
               bbox_to_anchor=(1.0, 1.0), fontsize=7)
     first, last = wide.iloc[:6].mean(), wide.iloc[-6:].mean()
     change = (last - first).sort_values(ascending=False, kind="stable")
-    riser = change.index[0]
-    title = (f"'{riser}' vocabulary grew most: from {pct(first[riser])} to {pct(last[riser])} of "
-             f"{field}s (first vs last 6 months)")
+    change = change[[c not in unreliable for c in change.index]]
+    if change.empty:
+        title = (f"Share of {field}s per coded category; no category passed the validity gate, "
+                 "so no trend is claimed")
+    else:
+        riser = change.index[0]
+        title = (f"'{riser}' vocabulary grew most: from {pct(first[riser])} to "
+                 f"{pct(last[riser])} of {field}s (first vs last 6 months)")
     finish(fig, title, source_label, synthetic)
     return attach_data(fig, wide, title)
 
