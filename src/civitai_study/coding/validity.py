@@ -71,7 +71,8 @@ def gate_lines(table: pd.DataFrame) -> list[str]:
         if pd.notna(d.get("precision", float("nan"))):
             text = (f"{row.category}: precision {d['precision']:.2f} "
                     f"[{d['precision_low']:.2f}, {d['precision_high']:.2f}] "
-                    f"(n={int(d['n_judged'])}), recall {d['recall']:.2f} [{d['recall_low']:.2f}, {d['recall_high']:.2f}]")
+                    f"(n={int(d['n_judged'])}), recall {d['recall']:.2f} "
+                    f"[{d['recall_low']:.2f}, {d['recall_high']:.2f}]")
         else:
             text = f"{row.category}: no measurement"
         lines.append(text + ("" if row.reliable else f" — {row.note}"))
