@@ -93,9 +93,9 @@ class TestValidityTable:
         codes.update({f"r{k}": ({"gender"} if k < 3 else set(), set()) for k in range(4)})
         table = validity_table(judgments, codes, CATS).set_index(["category", "tier"])
         g = table.loc[("gender", "strong")]
-        assert g["n_judged"] == 13 and g["n_yes"] == 12  # 10 matches + 3 flagged random units
-        assert g["precision"] == pytest.approx(12 / 13)
-        low, high = wilson(12, 13)[1:]
+        assert g["n_judged"] == 10 and g["n_yes"] == 9  # random units: recall only
+        assert g["precision"] == pytest.approx(9 / 10)
+        low, high = wilson(9, 10)[1:]
         assert (g["precision_low"], g["precision_high"]) == pytest.approx((low, high))
         assert g["recall"] == pytest.approx(3 / 4) and g["n_random_positive"] == 4
         assert np.isnan(table.loc[("age", "strong"), "recall"])

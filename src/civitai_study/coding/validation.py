@@ -91,13 +91,16 @@ def code_texts(matcher: Matcher, texts: pa.Array) -> Coded:
 
 
 def draw_sample(snapshot: Snapshot, codebook: Codebook, per_category: int = 50,
-                weak_per_category: int = 15, n_random: int = 300, seed: int = 20250507
+                weak_per_category: int = 15, n_random: int = 300, seed: int = 20250507,
+                categories: list[str] | None = None, exclude: set[str] | None = None
                 ) -> pd.DataFrame:
     """A seeded, stratified sample of distinct prompts: ``KEY_COLUMNS`` plus ``prompt``.
 
     Strata: ``match`` (strong coder positives of each category), ``weak`` (weak-only positives:
     a weak term and no strong one) and ``random`` (any prompt, for recall). Units are numbered
-    after a seeded shuffle, so a judge cannot tell strata apart by position.
+    after a seeded shuffle, so a judge cannot tell strata apart by position. ``categories``
+    restricts the match/weak strata (a later round for changed categories only); prompts whose
+    hash is in ``exclude`` (judged before) are not drawn again.
     """
     matcher = Matcher(codebook)
     texts = distinct_prompts(snapshot)
@@ -105,20 +108,25 @@ def draw_sample(snapshot: Snapshot, codebook: Codebook, per_category: int = 50,
         raise ValidationError("the snapshot has no prompts; import images with prompts first")
     coded = code_texts(matcher, texts)
     rng = np.random.default_rng(seed)
+    allowed = np.ones(len(texts), dtype=bool)
+    if exclude:
+        allowed = np.array([prompt_sha256(t) not in exclude for t in texts.to_pylist()])
     rows: list[dict] = []
 
     def take(pool: np.ndarray, k: int) -> np.ndarray:
         return np.sort(rng.choice(pool, size=min(k, len(pool)), replace=False))
 
     for j, category in enumerate(matcher.categories):
-        for i in take(np.flatnonzero(coded.strong[:, j]), per_category).tolist():
+        if categories is not None and category not in categories:
+            continue
+        for i in take(np.flatnonzero(coded.strong[:, j] & allowed), per_category).tolist():
             rows.append({"stratum": "match", "category": category, "index": i,
                          "matched_terms": "; ".join(coded.terms[i][category])})
-        weak_only = np.flatnonzero(coded.weak[:, j] & ~coded.strong[:, j])
+        weak_only = np.flatnonzero(coded.weak[:, j] & ~coded.strong[:, j] & allowed)
         for i in take(weak_only, weak_per_category).tolist():
             rows.append({"stratum": "weak", "category": category, "index": i,
                          "matched_terms": "; ".join(coded.weak_terms[i][category])})
-    for i in take(np.arange(len(texts)), n_random).tolist():
+    for i in take(np.flatnonzero(allowed), n_random).tolist():
         rows.append({"stratum": RANDOM, "category": RANDOM, "index": i, "matched_terms": ""})
     frame = pd.DataFrame(rows)
     order = rng.permutation(len(frame))
@@ -250,8 +258,10 @@ def validity_table(judgments: pd.DataFrame, codes: dict[str, tuple[set[str], set
     """Per category and tier: precision of judged coder positives and recall on random units.
 
     ``codes`` maps a prompt hash to the (strong, weak) categories the current coder gives it.
-    Precision counts every judged (prompt, category) the coder flags in that tier, from any
-    stratum; recall counts random units judged to carry the category. Prompts not found in the
+    Precision counts the units of the ``match`` and ``weak`` strata (an explicit yes/no about
+    the category) that the coder flags in that tier now; random units are left out of it,
+    because there a category a judge did not list is an omission, not a judged "no". Recall
+    counts random units judged to carry the category. Prompts not found in the
     snapshot (``codes`` lacks their hash) are left out.
     """
     final = final_verdicts(judgments)
@@ -260,15 +270,15 @@ def validity_table(judgments: pd.DataFrame, codes: dict[str, tuple[set[str], set
     for category in categories:
         mine = final[final["category"] == category]
         resolved = mine[mine["verdict"] != "unresolved"]
-        # a prompt judged in two strata counts once: the match/weak verdict, else the random one
-        resolved = resolved.sort_values("stratum").drop_duplicates("prompt_sha256")
+        resolved = resolved[resolved["stratum"] != RANDOM].drop_duplicates("prompt_sha256")
         agreement = mine["agree"].dropna()
         randoms = final[(final["stratum"] == RANDOM) & (final["category"] == category)
                         & (final["verdict"] == "yes")]
         for tier, index in (("strong", 0), ("weak", 1)):
-            flagged = resolved[[category in codes[h][index] and
-                                (index == 0 or category not in codes[h][0])
-                                for h in resolved["prompt_sha256"]]]
+            mask = np.array([category in codes[h][index] and
+                             (index == 0 or category not in codes[h][0])
+                             for h in resolved["prompt_sha256"]], dtype=bool)
+            flagged = resolved[mask]
             n_yes = int((flagged["verdict"] == "yes").sum())
             p, p_low, p_high = wilson(n_yes, len(flagged))
             if tier == "strong":

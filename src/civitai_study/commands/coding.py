@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--weak-per-category", type=int, default=15)
     s.add_argument("--random", type=int, default=300, help="random prompts for recall")
     s.add_argument("--seed", type=int, default=20250507)
+    s.add_argument("--categories", nargs="+", default=None,
+                   help="only these categories' strata (a later round for changed categories)")
+    s.add_argument("--exclude-judged", type=Path, default=None, metavar="CSV",
+                   help="judgments file whose prompts are not drawn again")
     s.set_defaults(func=_validate_sample)
 
     q = cmds.add_parser("precision", help="precision and recall per category from judgments",
@@ -128,8 +132,12 @@ def _validate_sample(args: argparse.Namespace) -> int:
               "prompt text, which is never committed. Pass a folder outside it (e.g. /tmp/x).")
         return 2
     codebook = load_codebook(args.codebook)
+    exclude = None
+    if args.exclude_judged is not None:
+        exclude = set(pd.read_csv(args.exclude_judged, dtype=str)["prompt_sha256"])
     sample = draw_sample(load_snapshot(args.data), codebook, args.per_category,
-                         args.weak_per_category, args.random, args.seed)
+                         args.weak_per_category, args.random, args.seed,
+                         categories=args.categories, exclude=exclude)
     packet, units = write_sample(sample, out)
     counts = sample.groupby(["stratum", "category"]).size()
     print(counts.to_string())
