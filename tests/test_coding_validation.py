@@ -179,3 +179,22 @@ class TestParallelCoder:
         bits = (flags.astype(np.int64) @ (1 << np.arange(flags.shape[1]))).astype(np.int32)
         assert (result.table.column("categories").to_numpy() == bits).all()
         assert result.table.column("doc_id").to_pylist() == whole.column("id").to_pylist()
+
+
+class TestGreyedFigure:
+    def test_unreliable_category_is_grey_and_never_the_finding(self):
+        from civitai_study.figures import coded
+        from civitai_study.figures.style import finding_of
+
+        months = [f"2024-{m:02d}" for m in range(1, 13)]
+        frame = pd.DataFrame({"month": months * 2, "category": ["a"] * 12 + ["b"] * 12,
+                              "field": "prompt", "n_documents": 1,
+                              "share": [0.1] * 12 + [0.1 * k for k in range(12)]})
+        foot = {"source_label": "test", "synthetic": True}
+        fig = coded.categories_over_time(frame, unreliable={"b"}, **foot)
+        assert "'b'" not in finding_of(fig)
+        labels = {line.get_label(): line.get_color()
+                  for line in fig.axes[0].get_lines()}
+        assert labels["b: " + UNRELIABLE] == "#b0b0b0"
+        fig = coded.categories_over_time(frame, unreliable={"a", "b"}, **foot)
+        assert "no trend is claimed" in finding_of(fig)
