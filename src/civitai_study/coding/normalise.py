@@ -270,38 +270,36 @@ _MAX_ADAPTER = 400  # bytes between '<' and '>' of one adapter call at most
 
 
 def adapter_spans(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Bytes strictly inside an adapter call ``<lora:...>`` (bool per byte of ``data``).
+    """Positions of the bytes strictly inside adapter calls ``<lora:...>`` of ``data``.
 
     Why: a model file name may hold commas or brackets (``<lora:x [Real man]:1>``); split
     there, its words would leak into the prompt as prose. A call is ``<`` + an adapter kind +
-    ``:`` up to the next ``>`` of the same text, with no ``<`` in between.
+    ``:`` up to the next ``>`` of the same text, with no ``<`` in between. Vectorised: only the
+    few bytes after each ``<`` are looked at, and the result is a list of positions.
     """
-    inside = np.zeros(len(data), dtype=bool)
+    empty = np.zeros(0, dtype=np.int64)
     opens = np.flatnonzero(data == 60)
-    if not len(opens):
-        return inside
     closes = np.flatnonzero(data == 62)
-    if not len(closes):
-        return inside
-    low = data.copy()
-    upper = (low - np.uint8(65)) < 26
-    low[upper] += 32
-    padded = np.concatenate([low, np.zeros(16, dtype=np.uint8)]).tobytes()
-    kind = np.fromiter((any(padded.startswith(k, p + 1) for k in _ADAPTER_KINDS)
-                        for p in opens.tolist()), dtype=bool, count=len(opens))
+    if not len(opens) or not len(closes):
+        return empty
+    width = max(len(k) for k in _ADAPTER_KINDS)
+    window = data[np.minimum(opens[:, None] + 1 + np.arange(width), len(data) - 1)]
+    window = window + ((window - np.uint8(65)) < 26).astype(np.uint8) * np.uint8(32)
+    kind = np.zeros(len(opens), dtype=bool)
+    for k in _ADAPTER_KINDS:
+        kind |= (window[:, :len(k)] == np.frombuffer(k, dtype=np.uint8)).all(axis=1)
     at = np.searchsorted(closes, opens)
     ok = kind & (at < len(closes))
     close = closes[np.minimum(at, len(closes) - 1)]
     next_open = np.append(opens[1:], len(data))
-    doc_end = offsets[np.searchsorted(offsets, opens, side="right")
-                      .clip(max=len(offsets) - 1)]
+    doc_end = offsets[np.searchsorted(offsets, opens, side="right").clip(max=len(offsets) - 1)]
     ok &= (close < next_open) & (close < doc_end) & (close - opens <= _MAX_ADAPTER)
-    if not ok.any():
-        return inside
-    delta = np.zeros(len(data) + 1, dtype=np.int32)
-    np.add.at(delta, opens[ok] + 1, 1)
-    np.add.at(delta, close[ok], -1)
-    return np.cumsum(delta[:-1]) > 0
+    first, last = opens[ok] + 1, close[ok]
+    lengths = last - first
+    if not lengths.sum():
+        return empty
+    ends = np.cumsum(lengths)
+    return np.repeat(first - (ends - lengths), lengths) + np.arange(ends[-1])
 
 
 def _translate(values: pa.Array) -> pa.Array:
@@ -315,15 +313,15 @@ def _translate(values: pa.Array) -> pa.Array:
         return values
     raw = data.to_pybytes()
     translated = raw.translate(TRANSLATE_TABLE)
-    if b"<" in raw:
-        offsets = np.frombuffer(bufs[1], dtype=np.int32, count=len(values) + 1,
-                                offset=values.offset * 4).astype(np.int64)
-        original = np.frombuffer(raw, dtype=np.uint8)
-        inside = adapter_spans(original, offsets)
-        if inside.any():
-            out = np.frombuffer(translated, dtype=np.uint8).copy()
-            out[inside] = original[inside]
-            translated = out.tobytes()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=len(values) + 1,
+                            offset=values.offset * 4).astype(np.int64)
+    low, high = int(offsets[0]), int(offsets[-1])  # a slice uses part of the buffer only
+    original = np.frombuffer(raw, dtype=np.uint8)[low:high]
+    inside = adapter_spans(original, offsets - low) + low
+    if len(inside):
+        out = np.frombuffer(translated, dtype=np.uint8).copy()
+        out[inside] = original[inside - low]
+        translated = out.tobytes()
     mapped = pa.py_buffer(translated)
     return pa.StringArray.from_buffers(len(values), bufs[1], mapped, bufs[0], values.null_count,
                                        values.offset)
