@@ -108,7 +108,8 @@ def real_parts(rows_per_part: int = 50_000) -> list[Path]:
         chunk = prompts[start:start + rows_per_part]
         table = pa.table({"id": pa.array(range(start, start + len(chunk)), pa.int64()),
                           "prompt": pa.array(chunk, pa.string())})
-        pq.write_table(table, REAL_PARTS / f"part-{k:03d}.parquet", compression="zstd")
+        pq.write_table(table, REAL_PARTS / f"part-{k:03d}.parquet", compression="zstd",
+                       row_group_size=rows_per_part // 2)
     return sorted(REAL_PARTS.glob("part-*.parquet"))
 
 
