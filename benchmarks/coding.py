@@ -143,6 +143,11 @@ def parallel_real(codebook, workers: int) -> bool:
             and bool((serial.table.column("categories").to_numpy() == bits).all()))
     print(f"parallel speed-up {wall_s / wall_p:.2f}x; outputs identical "
           f"(serial units = parallel = one-batch matcher): {same}")
+    unweighted = Matcher(codebook, weighted=False)
+    raw = unweighted.category_flags(unweighted.match(whole.column("prompt")))
+    print("prompts per category, weighted (weight <= 0 absent) vs unweighted: " + ", ".join(
+        f"{c} {int(flags[:, j].sum()):,}/{int(raw[:, j].sum()):,}"
+        for j, c in enumerate(matcher.categories)))
     return same
 
 
