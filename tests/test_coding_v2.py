@@ -286,3 +286,17 @@ class TestOneNormaliser:
         assert prompt_phrases(prompt) == coder
         assert normalise_prompt(prompt).text == ", ".join(coder)
         assert list(normalise_prompt(prompt).adapters) == prompt_adapters(prompt)
+
+
+class TestWeakTierInTheCoder:
+    def test_weak_totals_reported_apart(self):
+        from civitai_study.coding.coder import FieldTally
+
+        matcher = Matcher(load_codebook())
+        matches = matcher.match(["photo of a woman", "photo of a woman, celebrity", "woman"])
+        tally = FieldTally("prompt", "image", len(matcher.labels), len(matcher.categories))
+        strong, weak = matcher.category_flags(matches), matcher.weak_flags(matches)
+        tally.add_weak(weak, strong)
+        j = matcher.categories.index("real_person")
+        assert tally.weak_any[j] == 2 and tally.weak_only[j] == 1
+        assert strong[:, j].tolist() == [False, True, False]
