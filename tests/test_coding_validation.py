@@ -198,3 +198,17 @@ class TestGreyedFigure:
         assert labels["b: " + UNRELIABLE] == "#b0b0b0"
         fig = coded.categories_over_time(frame, unreliable={"a", "b"}, **foot)
         assert "no trend is claimed" in finding_of(fig)
+
+
+class TestExcerpt:
+    def test_late_term_is_shown(self):
+        from civitai_study.coding.validation import excerpt, term_position
+
+        book = load_codebook()
+        prompt = "masterpiece, " * 80 + "slutty dress, street"
+        position = term_position(prompt, book, "misogyny", ["slut"])
+        assert position == prompt.index("slutty")
+        text = excerpt(prompt, position)
+        assert len(text) <= 600 and "slutty" in text and text.startswith("masterpiece")
+        assert excerpt("short prompt", None) == "short prompt"
+        assert excerpt(prompt, None) == prompt[:600]

@@ -19,6 +19,7 @@ often a prompt that carries it is coded (recall). The study is re-runnable on an
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,13 +140,60 @@ def draw_sample(snapshot: Snapshot, codebook: Codebook, per_category: int = 50,
     return frame[KEY_COLUMNS + ["prompt"]]
 
 
-def write_sample(sample: pd.DataFrame, out: Path) -> tuple[Path, Path]:
+def term_position(prompt: str, codebook: Codebook, category: str, terms: list[str]) -> int | None:
+    """Where the first of ``terms`` (term names of ``category``) occurs in the raw prompt.
+
+    Why: a judge shown the first 600 characters cannot confirm a term that occurs later (round
+    1 showed it: such units were judged "no" for want of the word). Searched loosely (words
+    separated by any non-letters, case ignored); pattern rules by their own regex.
+    """
+    lower = prompt.lower()
+    found = []
+    book = next(c for c in codebook.categories if c.id == category)
+    for term in book.terms:
+        if term.term not in terms:
+            continue
+        for key in term.keys:
+            words = r"[^a-z0-9]+".join(re.escape(w) for w in key.split())
+            hit = re.search(rf"(?<![a-z0-9]){words}(?![a-z0-9])", lower)
+            if hit:
+                found.append(hit.start())
+    for rule in book.patterns:
+        if rule.name in terms:
+            hit = re.search(rule.regex, prompt if rule.applies_to == "original case" else lower)
+            if hit:
+                found.append(hit.start())
+    return min(found) if found else None
+
+
+def excerpt(prompt: str, position: int | None, limit: int = PROMPT_CHARS) -> str:
+    """At most ``limit`` characters of the prompt that include ``position`` when given.
+
+    The opening is kept (it sets the scene), then `` … `` and a window around the term.
+    """
+    if len(prompt) <= limit or position is None or position < limit - 100:
+        return prompt[:limit]
+    head = limit // 3
+    start = max(head, position - limit // 4)
+    window = prompt[start:start + limit - head - 3]
+    return prompt[:head] + " … " + window
+
+
+def write_sample(sample: pd.DataFrame, out: Path,
+                 codebook: Codebook | None = None) -> tuple[Path, Path]:
     """Write ``packet.csv`` (for judges: prompt text) and ``units.csv`` (key, no prompt text).
 
     Both are staged and renamed, so a failed write leaves an earlier sample intact.
     """
     out.mkdir(parents=True, exist_ok=True)
-    packet = sample.assign(prompt=sample["prompt"].str.slice(0, PROMPT_CHARS))
+    texts = []
+    for row in sample.itertuples(index=False):
+        position = None
+        if codebook is not None and row.stratum != RANDOM and row.matched_terms:
+            position = term_position(row.prompt, codebook, row.category,
+                                     row.matched_terms.split("; "))
+        texts.append(excerpt(row.prompt, position))
+    packet = sample.assign(prompt=texts)
     packet.loc[packet["stratum"] == RANDOM, "matched_terms"] = ""
     written = []
     for name, frame in (("packet.csv", packet[PACKET_COLUMNS]), ("units.csv", sample[KEY_COLUMNS])):

@@ -138,7 +138,7 @@ def _validate_sample(args: argparse.Namespace) -> int:
     sample = draw_sample(load_snapshot(args.data), codebook, args.per_category,
                          args.weak_per_category, args.random, args.seed,
                          categories=args.categories, exclude=exclude)
-    packet, units = write_sample(sample, out)
+    packet, units = write_sample(sample, out, codebook)
     counts = sample.groupby(["stratum", "category"]).size()
     print(counts.to_string())
     print(f"wrote {packet} ({len(sample)} units) and {units} (key, no prompt text)")
