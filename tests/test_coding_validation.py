@@ -212,3 +212,17 @@ class TestExcerpt:
         assert len(text) <= 600 and "slutty" in text and text.startswith("masterpiece")
         assert excerpt("short prompt", None) == "short prompt"
         assert excerpt(prompt, None) == prompt[:600]
+
+
+def test_committed_judgments_hold_no_prompt_text():
+    from civitai_study.coding.validation import JUDGMENT_COLUMNS
+    from civitai_study.paths import DATA_DIR
+
+    path = DATA_DIR / "coding" / "validation_judgments.csv"
+    if not path.is_file():
+        pytest.skip("no judgments committed")
+    frame = pd.read_csv(path, dtype=str)
+    assert list(frame.columns) == JUDGMENT_COLUMNS
+    assert frame["prompt_sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert set(frame["verdict"]) <= {"yes", "no"}
+    assert frame["judge"].isin(["A", "B", "adjudicated"]).all()
