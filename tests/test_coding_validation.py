@@ -196,6 +196,9 @@ class TestGreyedFigure:
         labels = {line.get_label(): line.get_color()
                   for line in fig.axes[0].get_lines()}
         assert labels["b: " + UNRELIABLE] == "#b0b0b0"
+        validity = pd.DataFrame({"category": ["a"], "precision": [0.95], "recall": [0.5]})
+        fig = coded.categories_over_time(frame, validity=validity, **foot)
+        assert "a; P 0.95, R 0.50" in [line.get_label() for line in fig.axes[0].get_lines()]
         fig = coded.categories_over_time(frame, unreliable={"a", "b"}, **foot)
         assert "no trend is claimed" in finding_of(fig)
 

@@ -13,7 +13,8 @@ from .volume import _require
 
 def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
                          trends: pd.DataFrame | None = None, source_label: str, synthetic: bool,
-                         unreliable: set[str] | frozenset[str] = frozenset()):
+                         unreliable: set[str] | frozenset[str] = frozenset(),
+                         validity: pd.DataFrame | None = None):
     """Monthly share of documents (default: prompts) coded with each category.
 
     ``frame``: ``month, category, field, n_documents, share`` (``coded_categories_by_month.csv``);
@@ -21,7 +22,8 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     ``category, odds_ratio_per_year`` (``coding_share_trends.csv``) adds each category's fitted
     odds ratio per year to its legend entry. ``unreliable``: categories that failed the validity
     gate (``coding.validity.gate``): drawn grey, labelled "not reliable enough for a trend claim",
-    and never named in the title.
+    and never named in the title. ``validity`` (optional): ``category, precision, recall``
+    (``coding_validity.csv``) adds each category's measured precision and recall to its legend.
     """
     _require(frame, ["month", "category", "field", "share"], "categories_over_time")
     part = frame[(frame["field"] == field)
@@ -38,12 +40,18 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     odds = ({} if trends is None or "odds_ratio_per_year" not in trends.columns else
             trends.dropna(subset=["odds_ratio_per_year"])
             .set_index("category")["odds_ratio_per_year"].to_dict())
+    measured = ({} if validity is None or "precision" not in validity.columns else
+                validity.dropna(subset=["precision"]).set_index("category")
+                [["precision", "recall"]].to_dict("index"))
     for k, category in enumerate(wide.columns):
         label = (f"{category} (odds ×{odds[category]:.2f}/year)" if category in odds
                  else category)
+        if category in measured:
+            m = measured[category]
+            label += f"; P {m['precision']:.2f}, R {m['recall']:.2f}"
         if category in unreliable:
             ax.plot(x, wide[category], color="#b0b0b0", ls=":", lw=1.0,
-                    label=f"{category}: not reliable enough for a trend claim")
+                    label=f"{label}: not reliable enough for a trend claim")
             continue
         ax.plot(x, wide[category], color=OKABE_ITO[k % 8], ls=("-", "--")[(k // 8) % 2], lw=1.3,
                 label=label)
