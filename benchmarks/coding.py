@@ -19,6 +19,14 @@ Usage::
 
     .venv/bin/civitai-study sample --out /tmp/big --images 3000000 --models 5000
     .venv/bin/python benchmarks/coding.py --data /tmp/big [--baseline-rows 200000] [--real]
+    .venv/bin/python benchmarks/coding.py --parallel-only [--workers N]
+
+``--parallel``/``--parallel-only``: the real 2023 prompts are written once to Parquet parts under
+``/tmp/civitai-coding-bench-real`` (outside the repository), then coded serially (units one after
+another in this process) and in parallel (a process pool of ``--workers``, default all cores) by
+``civitai_study.coding.parallel_coder.code_column``, end to end (reading Parquet, pool start-up,
+merging) in the same run; the two outputs, and a one-batch ``Matcher`` pass over the whole
+column, must be identical.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import pyarrow as pa
 from civitai_study.coding.codebook import load_codebook
 from civitai_study.coding.coder import code_snapshot, record_batches
 from civitai_study.coding.matcher import Matcher
+from civitai_study.coding.parallel_coder import code_column, process_pool
 from civitai_study.snapshot import load_snapshot
 from civitai_study.synthetic import SampleConfig, write_sample
 
@@ -83,6 +92,65 @@ def real_prompts(limit: int | None = None) -> list[str]:
     return out
 
 
+REAL_PARTS = Path("/tmp/civitai-coding-bench-real")
+
+
+def real_parts(rows_per_part: int = 50_000) -> list[Path]:
+    """The real prompts as Parquet parts (id, prompt), written once, outside the repository."""
+    parts = sorted(REAL_PARTS.glob("part-*.parquet"))
+    if parts:
+        return parts
+    import pyarrow.parquet as pq
+
+    prompts = real_prompts()
+    REAL_PARTS.mkdir(parents=True, exist_ok=True)
+    for k, start in enumerate(range(0, len(prompts), rows_per_part)):
+        chunk = prompts[start:start + rows_per_part]
+        table = pa.table({"id": pa.array(range(start, start + len(chunk)), pa.int64()),
+                          "prompt": pa.array(chunk, pa.string())})
+        pq.write_table(table, REAL_PARTS / f"part-{k:03d}.parquet", compression="zstd",
+                       row_group_size=rows_per_part // 2)
+    return sorted(REAL_PARTS.glob("part-*.parquet"))
+
+
+def parallel_real(codebook, workers: int) -> bool:
+    """Serial and parallel MB/s on the real 2023 prompts in one run; True if outputs agree."""
+    if not PREVIEWS.is_file():
+        print(f"--parallel: {PREVIEWS.name} not found (../shared absent); skipped")
+        return True
+    parts = real_parts()
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    serial, wall_s, cpu_s = _timed(lambda: code_column(parts, codebook))
+    mb = serial.n_bytes / 1e6
+    n = serial.table.num_rows
+    print(_line("serial coder, real 2023 (Parquet)", mb, n, wall_s, cpu_s))
+
+    def run_parallel():
+        with process_pool(workers) as pool:
+            return code_column(parts, codebook, executor=pool)
+
+    parallel, wall_p, cpu_p = _timed(run_parallel)
+    print(_line(f"parallel coder, {workers} processes", mb, n, wall_p, cpu_p)
+          + " (CPU column: this process only)")
+    whole = pa.concat_tables([pq.read_table(p, columns=["prompt"]) for p in parts])
+    matcher = Matcher(codebook)
+    flags = matcher.category_flags(matcher.match(whole.column("prompt")))
+    bits = (flags.astype(np.int64) @ (1 << np.arange(flags.shape[1]))).astype(np.int32)
+    same = (parallel.table.equals(serial.table)
+            and bool((parallel.term_docs == serial.term_docs).all())
+            and bool((serial.table.column("categories").to_numpy() == bits).all()))
+    print(f"parallel speed-up {wall_s / wall_p:.2f}x; outputs identical "
+          f"(serial units = parallel = one-batch matcher): {same}")
+    unweighted = Matcher(codebook, weighted=False)
+    raw = unweighted.category_flags(unweighted.match(whole.column("prompt")))
+    print("prompts per category, weighted (weight <= 0 absent) vs unweighted: " + ", ".join(
+        f"{c} {int(flags[:, j].sum()):,}/{int(raw[:, j].sum()):,}"
+        for j, c in enumerate(matcher.categories)))
+    return same
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/tmp/civitai-coding-bench"))
@@ -90,9 +158,20 @@ def main() -> int:
                         help="images to generate when --data does not exist yet")
     parser.add_argument("--baseline-rows", type=int, default=200_000,
                         help="prompts the (slow) regex baseline codes")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--real", action="store_true", help="also time the real 2023 prompts")
+    parser.add_argument("--parallel", action="store_true",
+                        help="also time serial vs parallel coding of the real 2023 prompts")
+    parser.add_argument("--parallel-only", action="store_true",
+                        help="only the serial vs parallel comparison (no synthetic snapshot)")
     args = parser.parse_args()
+    if args.parallel_only:
+        codebook = load_codebook()
+        print(f"codebook v{codebook.version}; cpus {os.cpu_count()}, load average "
+              f"{os.getloadavg()[0]:.2f} at start")
+        same = parallel_real(codebook, args.workers)
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        return 0 if same else 1
 
     if not (args.data / "manifest.json").is_file():
         print(f"generating a synthetic snapshot of {args.images:,} images in {args.data} ...")
@@ -144,6 +223,8 @@ def main() -> int:
             _, w, c = _timed(lambda: run_baseline(pattern, prompts[:50_000]))
             part_mb = sum(len(p.encode()) for p in prompts[:50_000]) / 1e6
             print(_line("baseline, real 2023 (first 50k)", part_mb, 50_000, w, c))
+    if args.parallel and not parallel_real(codebook, args.workers):
+        return 1
     print(f"load average at end {os.getloadavg()[0]:.2f} (other work on the machine slows "
           "wall-clock numbers; the per-CPU-second column is steadier)")
     return 0

@@ -21,6 +21,7 @@ from .normalise import SEPARATOR_BYTES, match_form
 
 DEFAULT_CODEBOOK = CODEBOOK_DIR / "codebook.yaml"
 SENSITIVE_KINDS = ("name", "slur")
+TIERS = ("strong", "weak")
 #: A normalised term: one or more words of letters/digits separated by single spaces.
 _TERM_FORM = re.compile(r"^[^\W_]+(?: [^\W_]+)*$")
 _ID_FORM = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -42,6 +43,11 @@ class Term:
     source: str | None
     sensitive: str | None
     keys: tuple[str, ...]
+    #: "weak": a signal that never defines the category alone; reported as its own tier
+    tier: str = "strong"
+    #: longer phrases in which the term means something else ("light leak" for "leak"); by the
+    #: longest-match policy they hide the term inside them
+    not_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class PatternRule:
     applies_to: str
     why: str
     example: str
+    tier: str = "strong"
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Codebook:
     def summary(self) -> list[dict[str, Any]]:
         """One row per category: id, label, number of terms, variants, patterns."""
         return [{"category": c.id, "label": c.label, "n_terms": len(c.terms),
+                 "n_weak": sum(t.tier == "weak" for t in c.terms),
                  "n_variants": sum(len(t.variants) for t in c.terms),
                  "n_patterns": len(c.patterns),
                  "n_with_source": sum(t.source is not None for t in c.terms)}
@@ -160,10 +168,21 @@ def _parse_term(raw: Any, category: str, index: int) -> Term:
         key = _key(text, where)
         if key not in keys:  # a variant that only differs by '_', '-' or case documents usage
             keys.append(key)
+    tier = str(raw.get("tier", "strong"))
+    if tier not in TIERS:
+        raise CodebookError(f"{where}: tier must be one of {TIERS}, got {tier!r}")
+    not_in: list[str] = []
+    for text in raw.get("not_in") or []:
+        key = _key(str(text), where + " (not_in)")
+        if not any(f" {k} " in f" {key} " and k != key for k in keys):
+            raise CodebookError(f"{where}: not_in {text!r} does not contain the term or a "
+                                "variant as whole words; an exception must be a longer phrase "
+                                "around the term")
+        not_in.append(key)
     return Term(term=term, category=category, variants=variants,
                 example=str(_require(raw, "example", where)), why=str(_require(raw, "why", where)),
                 source=(str(raw["source"]) if raw.get("source") else None), sensitive=sensitive,
-                keys=tuple(keys))
+                keys=tuple(keys), tier=tier, not_in=tuple(not_in))
 
 
 def _parse_pattern(raw: Any, category: str) -> PatternRule:
@@ -175,9 +194,12 @@ def _parse_pattern(raw: Any, category: str) -> PatternRule:
     if applies not in ("normalised text", "original case"):
         raise CodebookError(f"{where} {name!r}: applies_to must be 'normalised text' or "
                             "'original case'")
+    tier = str(raw.get("tier", "strong"))
+    if tier not in TIERS:
+        raise CodebookError(f"{where} {name!r}: tier must be one of {TIERS}, got {tier!r}")
     return PatternRule(name=name, category=category, regex=str(_require(raw, "regex", where)),
                        applies_to=applies, why=str(_require(raw, "why", where)),
-                       example=str(raw.get("example", "")))
+                       example=str(raw.get("example", "")), tier=tier)
 
 
 def parse_codebook(data: Any, path: str = "<memory>") -> Codebook:

@@ -93,10 +93,19 @@ class FieldTally:
     by_stratum: dict[int, np.ndarray] = field(default_factory=dict)
     by_cell: dict[int, np.ndarray] = field(default_factory=dict)  # month × stratum
     masks: np.ndarray = None  # type: ignore[assignment]
+    weak_any: np.ndarray = None  # type: ignore[assignment]  # documents with a weak signal
+    weak_only: np.ndarray = None  # type: ignore[assignment]  # ... and no strong term
 
     def __post_init__(self) -> None:
         self.term_docs = np.zeros(self.n_labels, dtype=np.int64)
         self.masks = np.zeros(1 << self.n_categories, dtype=np.int64)
+        self.weak_any = np.zeros(self.n_categories, dtype=np.int64)
+        self.weak_only = np.zeros(self.n_categories, dtype=np.int64)
+
+    def add_weak(self, weak: np.ndarray, strong: np.ndarray) -> None:
+        """Count the weak tier separately: it never defines a category."""
+        self.weak_any += weak.sum(axis=0)
+        self.weak_only += (weak & ~strong).sum(axis=0)
 
     def add(self, matches: BatchMatches, flags: np.ndarray, month: np.ndarray,
             stratum: np.ndarray) -> None:
@@ -220,6 +229,17 @@ class CodingResult:
                              "lift": both / expected if expected else np.nan})
         return pd.DataFrame(rows)
 
+    def weak_totals(self) -> pd.DataFrame:
+        """``field, category, n_weak, n_weak_only, n_total``: the weak tier, reported apart.
+
+        ``n_weak_only`` documents carry a weak signal of the category and no strong term: they
+        are *not* counted in the category (``category_totals``).
+        """
+        rows = [{"field": f, "category": cat, "n_weak": int(t.weak_any[i]),
+                 "n_weak_only": int(t.weak_only[i]), "n_total": int(t.n_docs - t.n_empty)}
+                for f, t in self.tallies.items() for i, cat in enumerate(self.categories)]
+        return pd.DataFrame(rows).sort_values(["field", "category"], ignore_index=True)
+
     def category_totals(self) -> pd.DataFrame:
         """``field, category, n_documents, n_total, share`` over the whole snapshot."""
         rows = []
@@ -252,7 +272,7 @@ def _code_batch(matcher: Matcher, batch: pa.RecordBatch, fields: tuple[str, ...]
     out = []
     for name in fields:
         matches = matcher.match(batch.column(name))  # deduplicates repeated texts first
-        out.append((name, matches, matcher.category_flags(matches)))
+        out.append((name, matches, matcher.category_flags(matches), matcher.weak_flags(matches)))
     return out
 
 
@@ -311,8 +331,9 @@ def _collect(item, tallies: dict[str, FieldTally], writer, flags_path: Path | No
     batch, future = item
     month = batch.column("month_key").to_numpy(zero_copy_only=False)
     stratum = batch.column("stratum").to_numpy(zero_copy_only=False)
-    for name, matches, flags in future.result():
+    for name, matches, flags, weak in future.result():
         tallies[name].add(matches, flags, month, stratum)
+        tallies[name].add_weak(weak, flags)
         if flags_path is not None:
             keep = matches.nonempty
             weights = 1 << np.arange(flags.shape[1], dtype=np.int64)

@@ -17,7 +17,18 @@ exactly what the per-phrase reference, ``Matcher.phrase_terms``, gives.
 Word boundaries: a canonical phrase is words of letters/digits separated by single spaces and
 is scanned as `` phrase ``; each key is written as `` term ``. So ``man`` cannot match inside
 ``woman`` or ``manga``, and a multi-word term cannot span two comma-separated phrases.
-Overlapping terms all count (``large breasts`` also counts ``breasts``).
+
+Overlap policy (codebook v2): inside a phrase the longest match wins. A key whose occurrence
+lies inside the occurrence of a longer key is not counted: ``virtual youtuber`` is a booru tag,
+not the real-person marker ``youtuber``; ``chainsaw man`` is not the gender marker ``man``;
+``1 girl`` is a count tag, not ``girl``. A term's ``not_in`` phrases (``light leak`` for
+``leak``) are keys with no label: they only hide what they contain. Keys that overlap without
+one containing the other (``long hair`` and ``hair ornament``) both count. Pattern rules are
+outside the policy (they are matched on their own).
+
+Tiers: a ``weak`` term is a signal that never defines a category alone (``photo of``,
+``young``); :meth:`Matcher.category_flags` counts strong labels only, :meth:`Matcher.weak_flags`
+the weak ones, reported separately.
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ class BatchMatches:
 
 
 _ADAPTER = -1  # cache value marking an adapter phrase
+_EXCEPTION = -1  # label of a ``not_in`` key: it hides the keys inside it and counts nothing
 _CACHE_LIMIT = 2_000_000
 _DEDUP_RATIO = 0.85  # above this share of distinct texts, deduplicating does not pay
 _DEDUP_SAMPLE = 10_000  # texts looked at before deciding
@@ -277,6 +289,27 @@ def required_literals(pattern: re.Pattern[str]) -> list[str] | None:
     return sorted(x for x in best if not any(y != x and y in x for y in best))
 
 
+def outermost(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which key occurrences are not inside a longer one (the longest-match policy).
+
+    ``starts``/``ends`` are character spans (end exclusive) of the occurrences; an occurrence is
+    dropped when another one starts at or before it and ends at or after it (and is longer:
+    two keys never have the same span, since one form belongs to one term). Vectorised: sort by
+    start, longest first, and compare each end with the running maximum of earlier ends.
+    """
+    n = len(starts)
+    keep = np.ones(n, dtype=bool)
+    if n < 2:
+        return keep
+    order = np.lexsort((-ends, starts))
+    sorted_ends = ends[order]
+    running = np.maximum.accumulate(sorted_ends)
+    inside = np.zeros(n, dtype=bool)
+    inside[1:] = running[:-1] >= sorted_ends[1:]
+    keep[order[inside]] = False
+    return keep
+
+
 def touched_phrases(pattern: re.Pattern[str], joined: JoinedPhrases) -> np.ndarray:
     """Phrases that some ``finditer`` match over the joined string overlaps (candidates).
 
@@ -302,11 +335,16 @@ class Matcher:
     Labels (one per term or pattern rule) are ordered by category, as in the codebook.
     """
 
-    def __init__(self, codebook: Codebook) -> None:
+    def __init__(self, codebook: Codebook, weighted: bool = True) -> None:
         self.codebook = codebook
+        self.weighted = weighted  # attention weight <= 0 makes a phrase absent
         self.categories = codebook.category_ids
         self.labels: list[tuple[str, str]] = []
+        self.label_weak: list[bool] = []
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        key_label: list[int] = []
+        key_len: list[int] = []
+        exceptions: list[str] = []
         self.patterns: list[tuple[int, PatternRule, re.Pattern[str]]] = []
         self._joinable: list[bool] = []
         self._literals: list[list[str] | None] = []
@@ -316,10 +354,14 @@ class Matcher:
             for term in category.terms:
                 index = len(self.labels)
                 self.labels.append((term.category, term.term))
+                self.label_weak.append(term.tier == "weak")
+                exceptions.extend(term.not_in)
                 for key in term.keys:
                     if "\x00" in key:
                         raise CodebookError(f"term {term.term!r}: a key contains NUL")
-                    self.automaton.add_word(f" {key} ", index)
+                    self.automaton.add_word(f" {key} ", len(key_label))
+                    key_label.append(index)
+                    key_len.append(len(key) + 2)
             for rule in category.patterns:
                 try:
                     compiled = re.compile(rule.regex)
@@ -330,6 +372,15 @@ class Matcher:
                 self._joinable.append(joinable(compiled))
                 self._literals.append(required_literals(compiled))
                 self.labels.append((rule.category, rule.name))
+                self.label_weak.append(rule.tier == "weak")
+        for key in exceptions:  # a not_in phrase that is itself a term already hides its parts
+            if not self.automaton.exists(f" {key} "):
+                self.automaton.add_word(f" {key} ", len(key_label))
+                key_label.append(_EXCEPTION)
+                key_len.append(len(key) + 2)
+        self.key_label = np.array(key_label, dtype=np.int64)
+        self.key_len = np.array(key_len, dtype=np.int64)
+        self._n_keys = len(key_label)
         # Literals of canonical-text pattern rules ride along in the automaton (values from
         # len(labels) on), so finding their candidate phrases costs no extra pass. A literal
         # that is already a key (or another rule's literal) is left to ``bytes.find``.
@@ -340,14 +391,14 @@ class Matcher:
                     or any(self.automaton.exists(x) for x in literals)):
                 continue
             for literal in literals:
-                self.automaton.add_word(literal, len(self.labels) + k)
+                self.automaton.add_word(literal, self._n_keys + k)
             self._in_automaton[k] = True
         self.automaton.make_automaton()
         self.category_starts = np.array(starts, dtype=np.int64)
         self.label_category = np.repeat(np.arange(len(starts)),
                                         np.diff(np.append(self.category_starts, len(self.labels))))
-        self.n_keys = len(self.automaton) - sum(
-            len(self._literals[k] or ()) for k, merged in enumerate(self._in_automaton) if merged)
+        self.n_keys = int((self.key_label >= 0).sum())
+        self.label_is_weak = np.array(self.label_weak, dtype=bool)
         self._cache: dict[str, tuple[int, ...] | int] = {}
 
     def phrase_terms(self, phrase: str) -> tuple[int, ...] | int:
@@ -357,13 +408,19 @@ class Matcher:
         """
         hit = self._cache.get(phrase)
         if hit is None:
-            canon = canonical_phrase(phrase)
+            canon = canonical_phrase(phrase, self.weighted)
             if canon is None:
                 hit = _ADAPTER
             elif not canon:
                 hit = ()
             else:
-                found = {v for _, v in self.automaton.iter(f" {canon} ") if v < len(self.labels)}
+                pairs = [(end, v) for end, v in self.automaton.iter(f" {canon} ")
+                         if v < self._n_keys]
+                ends = np.array([end + 1 for end, _ in pairs], dtype=np.int64)
+                keys = np.array([v for _, v in pairs], dtype=np.int64)
+                keep = outermost(ends - self.key_len[keys], ends) if len(keys) else keys
+                labels = self.key_label[keys[keep]] if len(keys) else keys
+                found = set(labels[labels >= 0].tolist())
                 for label, rule, compiled in self.patterns:
                     subject = phrase if rule.applies_to == "original case" else canon
                     if compiled.search(subject):
@@ -384,7 +441,7 @@ class Matcher:
         boolean array marking adapter phrases.
         """
         n_labels = len(self.labels)
-        canon = canonical_phrases(phrases)
+        canon = canonical_phrases(phrases, self.weighted)
         is_adapter = canon.is_null().to_numpy(zero_copy_only=False)
         lengths = pc.fill_null(pc.binary_length(canon), 0).to_numpy(zero_copy_only=False)
         keep = np.flatnonzero(lengths > 0)  # empty phrases and adapters have no terms
@@ -397,10 +454,15 @@ class Matcher:
         found = np.fromiter(chain.from_iterable(self.automaton.iter(joined.text)),
                             dtype=np.int64).reshape(-1, 2)
         where = joined.phrase_at(found[:, 0])
-        is_key = found[:, 1] < n_labels
-        keys = [where[is_key] * n_labels + found[is_key, 1]]
-        literal_hits = {k: np.unique(where[found[:, 1] == n_labels + k])
-                        for k in np.unique(found[~is_key, 1] - n_labels).tolist()}
+        is_key = found[:, 1] < self._n_keys
+        key_end = found[is_key, 0] + 1
+        key_id = found[is_key, 1]
+        keep_key = outermost(key_end - self.key_len[key_id], key_end)
+        key_labels = self.key_label[key_id]
+        keep_key &= key_labels >= 0
+        keys = [where[is_key][keep_key] * n_labels + key_labels[keep_key]]
+        literal_hits = {k: np.unique(where[found[:, 1] == self._n_keys + k])
+                        for k in np.unique(found[~is_key, 1] - self._n_keys).tolist()}
         subjects = {"canonical": kept}
         if any(rule.applies_to == "original case" for _, rule, _ in self.patterns):
             subjects["original case"] = phrases.take(take)
@@ -466,9 +528,16 @@ class Matcher:
         """
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
+        elif not isinstance(values, pa.Array):  # a plain list or other iterable of str/None
+            values = pa.array(list(values), type=pa.string())
         if not pa.types.is_string(values.type):
             values = values.cast(pa.string())
         n = len(values)
+        if values.null_count == n:  # nothing to code (also the empty batch)
+            empty = np.zeros(0, dtype=np.int64)
+            none = np.zeros(n, dtype=bool)
+            return BatchMatches(doc=empty, term=empty, n_docs=n, nonempty=none,
+                                has_adapter=none.copy(), n_bytes=0)
         sample = values.slice(0, _DEDUP_SAMPLE)  # cheap guess first: do texts repeat at all?
         if len(sample.dictionary_encode().dictionary) > _DEDUP_RATIO * len(sample):
             return self.match_phrases(split_phrases(values))
@@ -490,13 +559,28 @@ class Matcher:
                             has_adapter=valid & inner.has_adapter[unique],
                             n_bytes=int(byte_len.sum()))
 
-    def category_flags(self, matches: BatchMatches) -> np.ndarray:
-        """Boolean matrix documents × categories: does the document use the category."""
+    def category_flags(self, matches: BatchMatches, weak: bool = False) -> np.ndarray:
+        """Boolean matrix documents × categories: does the document use the category.
+
+        Strong labels only (a weak signal never defines a category); ``weak=True`` gives the
+        matrix of weak labels instead, which is reported as its own tier.
+        """
         flags = np.zeros((matches.n_docs, len(self.categories)), dtype=bool)
-        flags[matches.doc, self.label_category[matches.term]] = True
+        take = self.label_is_weak[matches.term] == weak
+        flags[matches.doc[take], self.label_category[matches.term[take]]] = True
         return flags
 
+    def weak_flags(self, matches: BatchMatches) -> np.ndarray:
+        """Documents × categories with a weak signal of the category (any strong ones or not)."""
+        return self.category_flags(matches, weak=True)
+
     def code_text(self, text: str | None) -> list[tuple[str, str]]:
-        """(category, term) labels found in one text; convenient in tests and notebooks."""
-        matches = self.match(pa.array([text], type=pa.string()))
+        """(category, term) labels found in one text, both tiers; handy in tests and notebooks."""
+        matches = self.match([text])
         return sorted(self.labels[i] for i in matches.term.tolist())
+
+    def categories_of(self, text: str | None) -> list[str]:
+        """Categories one text carries by the strong tier (what the coder counts)."""
+        matches = self.match([text])
+        flags = self.category_flags(matches)[0] if matches.n_docs else []
+        return [c for c, f in zip(self.categories, flags, strict=True) if f]

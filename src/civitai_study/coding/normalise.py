@@ -9,20 +9,8 @@ references (they name a model, not the depicted content).
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
-
-_ADAPTER = re.compile(r"<\s*(lora|lyco|hypernet|embedding|ti)\s*:\s*([^:>]+?)\s*(?::[^>]*)?>",
-                      re.IGNORECASE)
-_ANY_ANGLE = re.compile(r"<[^<>]*>")
-_WEIGHT = re.compile(r":\s*-?\d+(?:\.\d+)?\s*(?=[)\]}]|$|,)")
-_ESCAPED = re.compile(r"\\([()\[\]{}])")
-_BRACKETS = re.compile(r"[()\[\]{}]")
-_BREAK = re.compile(r"\bBREAK\b")
-_SEPARATORS = re.compile(r"[_\-]+")
-_SPACES = re.compile(r"[ \t\r\n]+")
-_COMMAS = re.compile(r"\s*[,|\n]\s*")
 
 
 @dataclass(frozen=True)
@@ -32,21 +20,15 @@ class NormalisedPrompt:
 
 
 def normalise_prompt(prompt: str | None) -> NormalisedPrompt:
-    """Strip prompt syntax; keep phrase boundaries as commas and record adapter references."""
+    """Strip prompt syntax; keep phrase boundaries as commas and record adapter references.
+
+    The coder's own kernels (:func:`match_text`, :func:`prompt_adapters`): the project has one
+    normaliser, so calibration tables and coded counts see the same words.
+    """
     if not prompt:
         return NormalisedPrompt("", ())
-    text = unicodedata.normalize("NFKC", prompt)
-    adapters = tuple(f"{kind.lower()}:{name.strip().lower()}"
-                     for kind, name in _ADAPTER.findall(text))
-    text = _ANY_ANGLE.sub(",", text)
-    text = _BREAK.sub(",", text)
-    text = _ESCAPED.sub(r"\1", text)
-    text = _WEIGHT.sub("", text)
-    text = _BRACKETS.sub(",", text)
-    text = text.lower()
-    text = _SEPARATORS.sub(" ", text)
-    phrases = [_SPACES.sub(" ", p).strip(" .:;") for p in _COMMAS.split(text)]
-    return NormalisedPrompt(", ".join(p for p in phrases if p), adapters)
+    phrases = [p for p in match_text(prompt).split(" | ") if p]
+    return NormalisedPrompt(", ".join(phrases), tuple(prompt_adapters(prompt)))
 
 
 def prompt_phrases(prompt: str | None) -> list[str]:
@@ -82,28 +64,40 @@ for _b in SEPARATOR_BYTES:
 TRANSLATE_TABLE = bytes(_TABLE)
 _ADAPTER_PHRASE = re.compile(r"^\s*(lora|lyco|lycoris|locon|hypernet|embedding|ti)\s*:", re.I)
 _TRAILING_WEIGHT = re.compile(r":\s*-?\d*(?:\.\d+)?\s*$")
-_NONWORD = re.compile(r"[\W_]+")
+#: An attention weight of zero or below: the UI gives the words no weight, so they are absent.
+_ZERO_WEIGHT = re.compile(r":\s*(?:-(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)|0+(?:\.0*)?|\.0+)\s*$")
+#: Non-word runs become one space; a decimal point between two digits stays ("1.5 years old").
+_NONWORD = re.compile(r"(?:[^\w.]|_|(?<![0-9])\.|\.(?![0-9]))+")
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+#: CJK text glued to an English word ("美女girl") is split there, so the word is seen.
+_CJK_GLUE = re.compile(rf"(?<=[{_CJK}])(?=[a-z0-9])|(?<=[a-z0-9])(?=[{_CJK}])")
 _BREAK_WORD = re.compile(r"\bBREAK\b")
 
 
-def canonical_phrase(phrase: str) -> str | None:
+def canonical_phrase(phrase: str, weighted: bool = True) -> str | None:
     """Canonical form of one raw phrase: words of letters/digits joined by one space.
 
     Returns ``None`` for an adapter reference (``lora:name:0.8``, the inside of ``<...>``):
     adapters name a model file, not the depicted content, and are never matched as prose.
-    ``rating:explicit`` becomes ``rating explicit``; a trailing attention weight is dropped.
+    ``rating:explicit`` becomes ``rating explicit``; a trailing attention weight is dropped,
+    and with ``weighted`` a weight of zero or below (``nsfw:0``) makes the phrase empty.
     """
     if _ADAPTER_PHRASE.match(phrase):
         return None
     if "BREAK" in phrase and _BREAK_WORD.search(phrase):
         # SD-webui's chunk separator (upper case only) ends a phrase
-        parts = (_canonical_words(p) for p in _BREAK_WORD.split(phrase))
+        parts = (_canonical_words(p, weighted) for p in _BREAK_WORD.split(phrase))
         return " | ".join(p for p in parts if p)
-    return _canonical_words(phrase)
+    return _canonical_words(phrase, weighted)
 
 
-def _canonical_words(phrase: str) -> str:
-    phrase = _TRAILING_WEIGHT.sub("", phrase.lower())
+def _canonical_words(phrase: str, weighted: bool = True) -> str:
+    phrase = phrase.lower()
+    if weighted and ":" in phrase and _ZERO_WEIGHT.search(phrase):
+        return ""
+    phrase = _TRAILING_WEIGHT.sub("", phrase)
+    if not phrase.isascii():
+        phrase = _CJK_GLUE.sub(" ", phrase)
     return _NONWORD.sub(" ", phrase).strip()
 
 
@@ -117,6 +111,8 @@ _ASCII_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f "
 _ADAPTER_RE2 = (rf"^[{_ASCII_SPACE}]*(lora|lyco|lycoris|locon|hypernet|embedding|ti)"
                 rf"[{_ASCII_SPACE}]*:")
 _TRAILING_WEIGHT_RE2 = rf":[{_ASCII_SPACE}]*-?[0-9]*(?:\.[0-9]+)?[{_ASCII_SPACE}]*$"
+_ZERO_WEIGHT_RE2 = (rf":[{_ASCII_SPACE}]*(?:-(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)|0+(?:\.0*)?|\.0+)"
+                    rf"[{_ASCII_SPACE}]*$")
 
 
 def literal_phrases(offsets: np.ndarray, data: bytes, literals: list[str]) -> np.ndarray:
@@ -165,14 +161,21 @@ def collapse_words(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     """
     n = len(offsets) - 1
     # [0-9a-z] by comparisons (wrapping uint8 arithmetic): ~10x faster than a table lookup
-    word = (data - np.uint8(97) < 26) | (data - np.uint8(48) < 10)
+    digit = data - np.uint8(48) < 10
+    word = (data - np.uint8(97) < 26) | digit
+    starts, ends = offsets[:-1], offsets[1:]
+    nonempty = ends > starts
+    if len(data) > 2:  # a decimal point between two digits of one phrase is kept
+        point = np.zeros(len(data), dtype=bool)
+        point[1:-1] = (data[1:-1] == 46) & digit[:-2] & digit[2:]
+        point[starts[nonempty]] = False
+        point[ends[nonempty] - 1] = False
+        word |= point
     nonword = (~word).view(np.uint8)  # 1 for a byte that becomes a space
     mapped = (data & (nonword - np.uint8(1))) | (nonword << 5)  # byte, or 32; no np.where
     keep = word.copy()
     if len(data) > 1:
         keep[1:] |= word[:-1]  # a run's first byte (the run itself is non-word)
-    starts, ends = offsets[:-1], offsets[1:]
-    nonempty = ends > starts
     keep[starts[nonempty]] = word[starts[nonempty]]  # nothing before a phrase's first byte
     # trailing run of each phrase: walk back from the end, only over phrases still in a run
     active = np.flatnonzero(nonempty)
@@ -194,7 +197,7 @@ def collapse_words(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
                                        pa.py_buffer(mapped[keep]))
 
 
-def canonical_phrases(phrases: pa.Array) -> pa.Array:
+def canonical_phrases(phrases: pa.Array, weighted: bool = True) -> pa.Array:
     """:func:`canonical_phrase` of every phrase of a string array, null for an adapter.
 
     Identical to calling :func:`canonical_phrase` on each phrase (the tests and the coding
@@ -222,14 +225,18 @@ def canonical_phrases(phrases: pa.Array) -> pa.Array:
         sub = phrases.filter(mask)
         adapter[colon] = pc.match_substring_regex(sub, _ADAPTER_RE2, ignore_case=True
                                                   ).to_numpy(zero_copy_only=False)
-        text = pc.replace_with_mask(phrases, mask,
-                                    pc.replace_substring_regex(sub, _TRAILING_WEIGHT_RE2, ""))
+        stripped = pc.replace_substring_regex(sub, _TRAILING_WEIGHT_RE2, "")
+        if weighted:
+            zero = pc.match_substring_regex(sub, _ZERO_WEIGHT_RE2)
+            stripped = pc.if_else(zero, pa.scalar("", pa.string()), stripped)
+        text = pc.replace_with_mask(phrases, mask, stripped)
     canon = collapse_words(*string_parts(pc.ascii_lower(text)))
     if adapter.any():
         canon = pc.if_else(pa.array(adapter), pa.scalar(None, pa.string()), canon)
     if slow.any():
         index = np.flatnonzero(slow)
-        exact = [canonical_phrase(p) for p in phrases.take(pa.array(index)).to_pylist()]
+        exact = [canonical_phrase(p, weighted)
+                 for p in phrases.take(pa.array(index)).to_pylist()]
         canon = pc.replace_with_mask(canon, pa.array(slow), pa.array(exact, type=pa.string()))
     return canon
 
@@ -258,13 +265,64 @@ class PhraseBatch:
         return self.phrases.to_pylist()
 
 
+_ADAPTER_KINDS = (b"lora:", b"lyco:", b"lycoris:", b"locon:", b"hypernet:", b"embedding:", b"ti:")
+_MAX_ADAPTER = 400  # bytes between '<' and '>' of one adapter call at most
+
+
+def adapter_spans(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Positions of the bytes strictly inside adapter calls ``<lora:...>`` of ``data``.
+
+    Why: a model file name may hold commas or brackets (``<lora:x [Real man]:1>``); split
+    there, its words would leak into the prompt as prose. A call is ``<`` + an adapter kind +
+    ``:`` up to the next ``>`` of the same text, with no ``<`` in between. Vectorised: only the
+    few bytes after each ``<`` are looked at, and the result is a list of positions.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    opens = np.flatnonzero(data == 60)
+    closes = np.flatnonzero(data == 62)
+    if not len(opens) or not len(closes):
+        return empty
+    width = max(len(k) for k in _ADAPTER_KINDS)
+    window = data[np.minimum(opens[:, None] + 1 + np.arange(width), len(data) - 1)]
+    window = window + ((window - np.uint8(65)) < 26).astype(np.uint8) * np.uint8(32)
+    kind = np.zeros(len(opens), dtype=bool)
+    for k in _ADAPTER_KINDS:
+        kind |= (window[:, :len(k)] == np.frombuffer(k, dtype=np.uint8)).all(axis=1)
+    at = np.searchsorted(closes, opens)
+    ok = kind & (at < len(closes))
+    close = closes[np.minimum(at, len(closes) - 1)]
+    next_open = np.append(opens[1:], len(data))
+    doc_end = offsets[np.searchsorted(offsets, opens, side="right").clip(max=len(offsets) - 1)]
+    ok &= (close < next_open) & (close < doc_end) & (close - opens <= _MAX_ADAPTER)
+    first, last = opens[ok] + 1, close[ok]
+    lengths = last - first
+    if not lengths.sum():
+        return empty
+    ends = np.cumsum(lengths)
+    return np.repeat(first - (ends - lengths), lengths) + np.arange(ends[-1])
+
+
 def _translate(values: pa.Array) -> pa.Array:
-    """Map every separator byte to the phrase separator; offsets and validity are reused."""
+    """Map every separator byte to the phrase separator; offsets and validity are reused.
+
+    Separators inside an adapter call are kept (:func:`adapter_spans`).
+    """
     bufs = values.buffers()
     data = bufs[2]
     if data is None:
         return values
-    mapped = pa.py_buffer(data.to_pybytes().translate(TRANSLATE_TABLE))
+    raw = data.to_pybytes()
+    translated = raw.translate(TRANSLATE_TABLE)
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=len(values) + 1,
+                            offset=values.offset * 4).astype(np.int64)
+    low, high = int(offsets[0]), int(offsets[-1])  # a slice uses part of the buffer only
+    original = np.frombuffer(raw, dtype=np.uint8)[low:high]
+    inside = adapter_spans(original, offsets - low) + low
+    if len(inside):
+        out = np.frombuffer(translated, dtype=np.uint8).copy()
+        out[inside] = original[inside - low]
+        translated = out.tobytes()
+    mapped = pa.py_buffer(translated)
     return pa.StringArray.from_buffers(len(values), bufs[1], mapped, bufs[0], values.null_count,
                                        values.offset)
 

@@ -25,7 +25,8 @@ from .volume import _require
 def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
                          trends: pd.DataFrame | None = None,
                          within: pd.DataFrame | None = None,
-                         unreliable: list[str] | tuple[str, ...] = (),
+                         unreliable: list[str] | tuple[str, ...] | set[str] | frozenset[str] = (),
+                         validity: pd.DataFrame | None = None,
                          source_label: str, synthetic: bool):
     """Monthly share of documents (default: prompts) coded with each category, all NSFW levels
     pooled.
@@ -36,8 +37,11 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     pooled odds ratio per year to its legend entry. ``within`` (optional): ``category,
     odds_ratio_per_year, or_ci_low, or_ci_high`` within NSFW level (``coding_within_level_trends
     .csv``); the title then says whether the largest pooled change holds within level, so it
-    never claims a rise that is only the NSFW mix. ``unreliable``: categories below the
-    reliability gate, marked in the legend and never named as a trend in the title.
+    never claims a rise that is only the NSFW mix. ``unreliable``: categories below a gate
+    (measured precision, ``coding.validity.gate``, or reliability alpha): drawn grey, labelled
+    "not reliable enough for a trend claim", and never named as a trend in the title.
+    ``validity`` (optional): ``category, precision, recall`` (``coding_validity.csv``) adds each
+    category's measured precision and recall to its legend.
     """
     _require(frame, ["month", "category", "field", "share"], "categories_over_time")
     part = frame[(frame["field"] == field)
@@ -54,11 +58,19 @@ def categories_over_time(frame: pd.DataFrame, *, field: str = "prompt",
     odds = ({} if trends is None or "odds_ratio_per_year" not in trends.columns else
             trends.dropna(subset=["odds_ratio_per_year"])
             .set_index("category")["odds_ratio_per_year"].to_dict())
+    measured = ({} if validity is None or "precision" not in validity.columns else
+                validity.dropna(subset=["precision"]).set_index("category")
+                [["precision", "recall"]].to_dict("index"))
     for k, category in enumerate(wide.columns):
         label = (f"{category} (odds ×{odds[category]:.2f}/year)" if category in odds
                  else category)
+        if category in measured:
+            m = measured[category]
+            label += f"; P {m['precision']:.2f}, R {m['recall']:.2f}"
         if category in unreliable:
-            label += " [not reliable]"
+            ax.plot(x, wide[category], color="#b0b0b0", ls=":", lw=1.0,
+                    label=f"{label}: not reliable enough for a trend claim")
+            continue
         ax.plot(x, wide[category], color=OKABE_ITO[k % 8], ls=("-", "--")[(k // 8) % 2], lw=1.3,
                 label=label)
     month_axis(ax, months)
@@ -79,11 +91,13 @@ def over_time_finding(wide: pd.DataFrame, field: str, within: pd.DataFrame | Non
     w = comparison_window(len(wide), 6)
     first, last = wide.iloc[:w].mean(), wide.iloc[-w:].mean()
     change = (last - first).sort_values(ascending=False, kind="stable")
+    change = change[[c not in unreliable for c in change.index]]
+    if change.empty:
+        return (f"Share of {field}s per coded category; no category passed the reliability and "
+                "validity gates, so no trend is claimed")
     riser = change.index[0]
     pooled = (f"'{riser}' share of {field}s changed most with all NSFW levels pooled "
               f"({pct(first[riser])} → {pct(last[riser])}, first vs last {w} months)")
-    if riser in unreliable:
-        return pooled + "; coding not reliable enough for a trend claim"
     if within is not None and "within_or_ci_low" in within.columns:  # marginal_and_within table
         within = within.rename(columns={"within_odds_ratio_per_year": "odds_ratio_per_year",
                                         "within_or_ci_low": "or_ci_low",

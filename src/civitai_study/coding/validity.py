@@ -1,0 +1,79 @@
+"""The validity gate: which coded categories may carry a trend claim.
+
+Why: a category whose matches are often wrong (low precision) turns coder noise into a "trend".
+The measured precision and recall come from the judged validation study on real prompts
+(``data/derived/coding_validity.csv``, written by ``civitai-study coding precision``); a category
+whose lower 95 % bound of precision is below ``MIN_PRECISION_LOW`` is shown greyed and gets no
+finding sentence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..paths import DERIVED_DIR
+
+VALIDITY_FILE = DERIVED_DIR / "coding_validity.csv"
+MIN_PRECISION_LOW = 0.80
+UNRELIABLE = "not reliable enough for a trend claim"
+NOT_MEASURED = "precision not measured"
+
+
+def load_validity(path: Path | None = None) -> pd.DataFrame:
+    """Strong-tier rows of the validity table, or an empty frame when none was measured."""
+    path = Path(path) if path else VALIDITY_FILE
+    columns = ["category", "n_judged", "precision", "precision_low", "precision_high", "recall",
+               "recall_low", "recall_high"]
+    if not path.is_file():
+        return pd.DataFrame(columns=columns)
+    frame = pd.read_csv(path)
+    if "tier" in frame.columns:
+        frame = frame[frame["tier"] == "strong"]
+    return frame[[c for c in frame.columns if c in columns or c == "tier"]].reset_index(drop=True)
+
+
+def gate(categories: list[str], validity: pd.DataFrame,
+         min_low: float = MIN_PRECISION_LOW) -> pd.DataFrame:
+    """Per category: measured precision/recall, ``reliable`` (bool) and a ``note``.
+
+    A category without a measurement is not reliable: no claim rests on an unmeasured coder.
+    """
+    known = validity.set_index("category") if len(validity) else pd.DataFrame()
+    rows = []
+    for category in categories:
+        row = {"category": category}
+        if category in known.index:
+            v = known.loc[category]
+            row.update({k: v[k] for k in ("n_judged", "precision", "precision_low",
+                                          "precision_high", "recall", "recall_low", "recall_high")
+                        if k in v})
+            reliable = bool(pd.notna(v["precision_low"]) and v["precision_low"] >= min_low)
+            row["reliable"] = reliable
+            row["note"] = "" if reliable else UNRELIABLE
+        else:
+            row.update(reliable=False, note=f"{NOT_MEASURED}; {UNRELIABLE}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reliable_categories(categories: list[str], validity: pd.DataFrame) -> list[str]:
+    table = gate(categories, validity)
+    return table.loc[table["reliable"], "category"].tolist()
+
+
+def gate_lines(table: pd.DataFrame) -> list[str]:
+    """Rounded, sorted text lines of the gate (for notebooks and the report)."""
+    lines = []
+    for row in table.sort_values("category").itertuples(index=False):
+        d = row._asdict()
+        if pd.notna(d.get("precision", float("nan"))):
+            text = (f"{row.category}: precision {d['precision']:.2f} "
+                    f"[{d['precision_low']:.2f}, {d['precision_high']:.2f}] "
+                    f"(n={int(d['n_judged'])}), recall {d['recall']:.2f} "
+                    f"[{d['recall_low']:.2f}, {d['recall_high']:.2f}]")
+        else:
+            text = f"{row.category}: no measurement"
+        lines.append(text + ("" if row.reliable else f" — {row.note}"))
+    return lines
