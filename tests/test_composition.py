@@ -98,3 +98,16 @@ def test_pooled_fit_does_not_depend_on_the_grouping(small_sample):
     by_creator = composition.clustered_trend(composition.cells(con, "creator"), False)
     for key in ("odds_ratio_per_year", "or_ci_low", "or_ci_high"):
         assert by_base[key] == pytest.approx(by_creator[key], rel=1e-3)  # IRLS tolerance
+
+
+def test_many_creators_are_bucketed_into_bounded_clusters(monkeypatch):
+    """Past MAX_CLUSTERS creators the fit runs on buckets of creators: the estimate is the same
+    (sums of binomial cells), the clusters are fewer and the model's rows bounded."""
+    frame = _mix_only()
+    exact = composition.clustered_trend(frame, fixed_effects=True)
+    monkeypatch.setattr(composition, "MAX_CLUSTERS", 10)
+    bucketed = composition.clustered_trend(frame, fixed_effects=True)
+    assert bucketed["odds_ratio_per_year"] == pytest.approx(exact["odds_ratio_per_year"],
+                                                             rel=1e-9)
+    assert bucketed["n_clusters"] == 10 and "merged into 10 clusters" in bucketed["notes"]
+    assert bucketed["or_ci_low"] < 1 < bucketed["or_ci_high"]

@@ -119,6 +119,11 @@ def shift_share(frame: pd.DataFrame, window: int = WINDOW_MONTHS) -> dict[str, A
             "n_groups_both_windows": int(((both["w0"] > 0) & (both["w1"] > 0)).sum())}
 
 
+#: At most this many creator clusters in the trend fits; beyond it creators are bucketed so the
+#: model's rows stay bounded at 40 million images (see :func:`clustered_trend`).
+MAX_CLUSTERS = 5000
+
+
 def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:
     """Odds ratio per year of the NSFW share (logit, time in years since 2022-11), with or without
     group fixed effects; SEs clustered by creator. Groups where every or no unit is NSFW carry no
@@ -140,9 +145,18 @@ def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:
             columns.append(column)
     if data["period"].nunique() < 4:
         raise ValueError("fewer than 4 months with data: no trend can be estimated")
+    clusters = pd.factorize(data["creator"], sort=True)[0]
+    if clusters.max() + 1 > MAX_CLUSTERS:
+        # Bound memory at scale: creators are merged into MAX_CLUSTERS fixed buckets and the rows
+        # summed per bucket, month and group. Clusters that nest the creators keep the SEs valid
+        # (creators stay independent across buckets); only the cluster count drops.
+        data = data.assign(creator=clusters % MAX_CLUSTERS)
+        data = data.groupby(["creator", "period", "t", *columns[1:]], as_index=False,
+                            sort=True)[["n", "k"]].sum()
+        note = "; ".join(filter(None, [note, f"creators merged into {MAX_CLUSTERS:,} clusters"]))
+        clusters = data["creator"].to_numpy()
     endog = np.column_stack([data["k"], data["n"] - data["k"]]).astype(float)
     exog = sm.add_constant(data[columns].astype(float), has_constant="add")
-    clusters = pd.factorize(data["creator"], sort=True)[0]
     model = sm.GLM(endog, exog, family=sm.families.Binomial())
     result, notes = _quiet(lambda: model.fit(cov_type="cluster",
                                              cov_kwds={"groups": clusters}))
