@@ -63,3 +63,13 @@ def no_internet():
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
     yield
     socket.socket.connect, socket.socket.connect_ex = _real_connect, _real_connect_ex
+
+
+@pytest.fixture(autouse=True)
+def own_output_folders(monkeypatch):
+    """`make test` sets CIVITAI_STUDY_OUT_DIR so that nbval's re-runs of the stored notebooks write
+    to a scratch folder; a unit test that runs notebooks into its own --out must not inherit it
+    (its outputs would land in, and pollute, nbval's scratch folder)."""
+    from civitai_study.notebook import OUT_DIR_ENV
+
+    monkeypatch.delenv(OUT_DIR_ENV, raising=False)

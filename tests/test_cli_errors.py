@@ -156,7 +156,7 @@ def test_rate_zero_is_unlimited():
 def test_list_parameters(capsys):
     assert main(["run", "--list-parameters"]) == 0
     out = capsys.readouterr().out
-    assert "drop_months = 3 (int)" in out and "one of above_pg, r_plus" in out
+    assert "drop_months = 3 (int; at least 0)" in out and "one of above_pg, r_plus" in out
 
 
 def test_collect_with_rate_zero_is_unlimited_end_to_end(tmp_path, monkeypatch):

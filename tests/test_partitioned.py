@@ -145,9 +145,9 @@ def test_run_refuses_a_bad_cluster_or_memory_limit_before_starting(small_sample,
     from civitai_study.cli import main
 
     assert main(["run", "--data", str(small_sample), "--cluster", "mars:3"]) == 2
-    assert "local:N" in capsys.readouterr().out
+    assert "local:N" in capsys.readouterr().err
     assert main(["run", "--data", str(small_sample), "--duckdb-memory", "lots"]) == 2
-    assert "2GB" in capsys.readouterr().out
+    assert "2GB" in capsys.readouterr().err
     assert parallel.CLUSTER_ENV not in os.environ
 
 

@@ -47,6 +47,10 @@ EXAMPLES: dict[str, list[str]] = {
                                            "--out sheets/ --coders ana ben"],
     "civitai-study coding agreement": ["civitai-study coding agreement sheets/ana.csv "
                                        "sheets/ben.csv --out agreement.csv"],
+    "civitai-study coding validate-sample": ["civitai-study coding validate-sample --data "
+                                             "data/real-2023 --out /tmp/judging/round1"],
+    "civitai-study coding precision": ["civitai-study coding precision --data data/real-2023 "
+                                       "--import-round /tmp/judging/round1"],
     "civitai-study coding candidates": ["civitai-study coding candidates --data data/sample "
                                         "--out /tmp/candidates.csv --top 50"],
     "civitai-study acquire": ["civitai-study acquire --list",

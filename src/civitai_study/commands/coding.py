@@ -54,10 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", type=Path, required=True, help="snapshot directory")
     s.add_argument("--out", type=Path, required=True,
                    help="folder outside the repository for the packet")
-    s.add_argument("--per-category", type=int, default=50)
-    s.add_argument("--weak-per-category", type=int, default=15)
+    s.add_argument("--per-category", type=int, default=50,
+                   help="strong matches drawn per category (at least 40 for the study)")
+    s.add_argument("--weak-per-category", type=int, default=15,
+                   help="weak-tier-only matches drawn per category")
     s.add_argument("--random", type=int, default=300, help="random prompts for recall")
-    s.add_argument("--seed", type=int, default=20250507)
+    s.add_argument("--seed", type=int, default=20250507, help="random seed of the sample")
     s.add_argument("--categories", nargs="+", default=None,
                    help="only these categories' strata (a later round for changed categories)")
     s.add_argument("--exclude-judged", type=Path, default=None, metavar="CSV",
