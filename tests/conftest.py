@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 
@@ -65,11 +66,18 @@ def no_internet():
     socket.socket.connect, socket.socket.connect_ex = _real_connect, _real_connect_ex
 
 
-@pytest.fixture(autouse=True)
-def own_output_folders(monkeypatch):
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
     """`make test` sets CIVITAI_STUDY_OUT_DIR so that nbval's re-runs of the stored notebooks write
-    to a scratch folder; a unit test that runs notebooks into its own --out must not inherit it
-    (its outputs would land in, and pollute, nbval's scratch folder)."""
+    to a scratch folder. Unit tests (and their session fixtures, which may run notebooks into
+    their own --out) must not inherit it, or their outputs land in, and pollute, nbval's scratch
+    folder; it is put back for the notebooks that nbval runs after them."""
     from civitai_study.notebook import OUT_DIR_ENV
 
-    monkeypatch.delenv(OUT_DIR_ENV, raising=False)
+    saved = os.environ.pop(OUT_DIR_ENV, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[OUT_DIR_ENV] = saved

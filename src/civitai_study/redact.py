@@ -215,14 +215,15 @@ class RedactionPolicy:
 
 def project_vocabulary() -> frozenset[str]:
     """Single words the compendium itself writes (notebook sources, package code, hand-written
-    data files): a creator whose handle is one of them ('civitai', 'unknown') is not identified
+    data files, the report's templates): a creator whose handle is one of them ('civitai', 'unknown') is not identified
     by the word, so such words are never masked as handles."""
     from .paths import DATA_DIR, NOTEBOOKS_DIR, ROOT
 
     if _VOCABULARY:
         return _VOCABULARY[0]
     sources = [*NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"), *(ROOT / "src").rglob("*.py"),
-               *DATA_DIR.glob("*.csv"), *DATA_DIR.glob("*.yaml")]
+               *DATA_DIR.glob("*.csv"), *DATA_DIR.glob("*.yaml"),
+               *(ROOT / "report").glob("*.yml"), *(ROOT / "report").glob("*.md")]
     found: set[str] = set()
     for path in sources:
         text = path.read_text(encoding="utf-8", errors="replace")
