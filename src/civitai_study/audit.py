@@ -18,7 +18,6 @@ platform's name a leak).
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import sys
@@ -27,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .calibration import iter_jsonl
 from .coding.codebook import Codebook, load_codebook
 from .redact import NAME_TAG_POI_SHARE, project_vocabulary
 
@@ -71,14 +71,6 @@ class Hit:
     where: str  # a cell or line number, never the matched text (the report must not leak it)
 
 
-def _iter_models(path: Path) -> Iterator[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
-
-
 def _ordinary(codebook: Codebook) -> set[str]:
     vocabulary = {phrase(k) for t in codebook.terms if not t.sensitive
                   for k in (t.term, *t.variants, *t.keys)}
@@ -105,7 +97,7 @@ def forbidden_from_crawl(models_jsonl: Path, codebook: Codebook | None = None,
     tag_creators: dict[str, set[str]] = defaultdict(set)
     poi_names: set[str] = set()
     heads: set[str] = set()
-    for model in _iter_models(Path(models_jsonl)):
+    for model in iter_jsonl(Path(models_jsonl)):
         user = str((model.get("creator") or {}).get("username") or "").strip()
         if user:
             usernames.add(phrase(user))

@@ -215,8 +215,8 @@ class RedactionPolicy:
 
 def project_vocabulary() -> frozenset[str]:
     """Single words the compendium itself writes (notebook sources, package code, hand-written
-    data files, the report's templates): a creator whose handle is one of them ('civitai', 'unknown') is not identified
-    by the word, so such words are never masked as handles."""
+    data files, the report's templates): a creator whose handle is one of them ('civitai',
+    'unknown') is not identified by the word, so such words are never masked as handles."""
     from .paths import DATA_DIR, NOTEBOOKS_DIR, ROOT
 
     if _VOCABULARY:

@@ -45,7 +45,7 @@ from statsmodels.stats.stattools import durbin_watson
 from statsmodels.tools import sm_exceptions
 
 from . import describe
-from .describe import REAL_PERSON_TAGS, _sql_list
+from .describe import REAL_PERSON_TAGS, _period_sql, _sql_list
 from .nsfw import check_definition, sql_coarse_decided, sql_coarse_is_nsfw
 from .paths import DATA_DIR
 
@@ -86,14 +86,6 @@ def month_index(month: str, origin: str = TIME_ORIGIN) -> int:
     y, m = map(int, month.split("-")[:2])
     oy, om = map(int, origin.split("-")[:2])
     return (y - oy) * 12 + (m - om)
-
-
-def _period_sql(freq: str, column: str = "created_at") -> str:
-    if freq == "month":
-        return f"strftime({column}, '%Y-%m')"
-    if freq == "week":
-        return f"strftime(date_trunc('week', {column}), '%Y-%m-%d')"
-    raise ValueError(f"unknown aggregation {freq!r}; choose 'month' or 'week'")
 
 
 def add_time(frame: pd.DataFrame, freq: str, origin: str = TIME_ORIGIN) -> pd.DataFrame:
