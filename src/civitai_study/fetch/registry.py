@@ -28,11 +28,21 @@ class Dataset:
     digest_note: str
     archive_sha256: str | None = None  # only where archive bytes are stable
     #: file name of the unpacked records (github-archive): the name the same records carry
-    #: elsewhere, so claims tied to that file (``comparable_when``) recognise them
+    #: elsewhere, so claims tied to that dataset recognise them
     records_name: str = "models.jsonl.gz"
     #: rows per snapshot table expected after import (checked, reported in the manifest)
     expected_rows: dict[str, int] = field(default_factory=dict)
     patterns: tuple[str, ...] = field(default=("*.parquet", "*.csv", "*.csv.gz"))
+
+
+def _gated_hf(name: str, title: str, location: str, licence: str,
+              importer: str | None) -> Dataset:
+    """A gated Hugging Face dataset: revision and digest are only known once fetched."""
+    return Dataset(
+        name=name, title=title, kind="hf-dataset", location=location, revision=None,
+        licence=licence, access="gated on Hugging Face: log in, accept the terms on the dataset "
+        "page, set HF_TOKEN", importer=importer, expected_records=None, record_digest=None,
+        digest_note="not known offline; recorded in the manifest when fetched")
 
 
 REGISTRY: dict[str, Dataset] = {d.name: d for d in (
@@ -58,38 +68,14 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in (
                     "download of the archive itself, which could not be reached where the digest "
                     "was computed (exact duplicate files in the archive are counted once)",
     ),
-    Dataset(
-        name="civ-40k",
-        title="Civ-40K: 40.6k image records sampled from Civ-40M (Wagner & Cetinic 2025)",
-        kind="hf-dataset", location="pm-paper-datasets/Civ-40K", revision=None,
-        licence="CC BY-NC 4.0", access="gated on Hugging Face: log in, accept the terms on the "
-        "dataset page, set HF_TOKEN", importer="civ40k", expected_records=None,
-        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
-    ),
-    Dataset(
-        name="civ-40m",
-        title="Civ-40M: image metadata of over 40 million CivitAI images (Wagner & Cetinic 2025)",
-        kind="hf-dataset", location="pm-paper-datasets/Civ-40M", revision=None,
-        licence="CC BY-NC 4.0", access="gated on Hugging Face: log in, accept the terms on the "
-        "dataset page, set HF_TOKEN", importer="civ40k", expected_records=None,
-        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
-    ),
-    Dataset(
-        name="civ-models",
-        title="Civ-Models: over 230,000 CivitAI models (Wagner & Cetinic 2025)",
-        kind="hf-dataset", location="pm-paper-datasets/Civ-Models", revision=None,
-        licence="CC BY-NC 4.0", access="gated on Hugging Face: log in, accept the terms on the "
-        "dataset page, set HF_TOKEN", importer=None, expected_records=None,
-        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
-    ),
-    Dataset(
-        name="civiverse-6m",
-        title="Civiverse-6M: 6.5 million CivitAI image records, Oct 2023 - Apr 2024",
-        kind="hf-dataset", location="latentcanon/Civiverse-6M", revision=None,
-        licence="see the dataset card (gated)", access="gated on Hugging Face: log in, accept the "
-        "terms on the dataset page, set HF_TOKEN", importer="civiverse", expected_records=None,
-        record_digest=None, digest_note="not known offline; recorded in the manifest when fetched",
-    ),
+    _gated_hf("civ-40k", "Civ-40K: 40.6k image records sampled from Civ-40M (Wagner & Cetinic "
+              "2025)", "pm-paper-datasets/Civ-40K", "CC BY-NC 4.0", "civ40k"),
+    _gated_hf("civ-40m", "Civ-40M: image metadata of over 40 million CivitAI images (Wagner & "
+              "Cetinic 2025)", "pm-paper-datasets/Civ-40M", "CC BY-NC 4.0", "civ40k"),
+    _gated_hf("civ-models", "Civ-Models: over 230,000 CivitAI models (Wagner & Cetinic 2025)",
+              "pm-paper-datasets/Civ-Models", "CC BY-NC 4.0", None),
+    _gated_hf("civiverse-6m", "Civiverse-6M: 6.5 million CivitAI image records, Oct 2023 - Apr "
+              "2024", "latentcanon/Civiverse-6M", "see the dataset card (gated)", "civiverse"),
 )}
 
 
