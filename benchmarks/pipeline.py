@@ -17,7 +17,7 @@ For each size the script
 
 Finally it prints the growth exponent between consecutive sizes (d log t / d log n). Results are
 kept in ``CACHE/results.json``: re-running skips what is done (``--rerun`` to measure again), so
-a long run can be resumed.
+a long run can be resumed; ``--remeasure`` runs the pipeline again on the cached snapshots.
 
 Usage: ``.venv/bin/python benchmarks/pipeline.py [--sizes 1,4,16,40] [--cluster local:2]``.
 """
@@ -160,6 +160,8 @@ def main() -> int:
     parser.add_argument("--duckdb-memory", default="2GB")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command")
     parser.add_argument("--rerun", action="store_true", help="measure again what is cached")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="run the pipeline again on the cached snapshots (no regeneration)")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     results_path = args.cache / "results.json"
@@ -186,7 +188,8 @@ def main() -> int:
             runs["cluster"] = ["--cluster", args.cluster, "--only", "02", "03"]
             runs["inprocess-02-03"] = ["--only", "02", "03"]
         for name, extra in runs.items():
-            if not args.rerun and name in entry and not entry[name].get("returncode"):
+            if (not (args.rerun or args.remeasure) and name in entry
+                    and not entry[name].get("returncode")):
                 continue
             print(f"[{key}] civitai-study run ({name}) ...", flush=True)
             out = Path(tempfile.mkdtemp(prefix="civitai-bench-"))
@@ -197,7 +200,8 @@ def main() -> int:
             finally:
                 shutil.rmtree(out, ignore_errors=True)
             save()
-        if millions <= args.baseline_max and (args.rerun or "pandas_baseline" not in entry):
+        if millions <= args.baseline_max and (args.rerun or args.remeasure
+                                              or "pandas_baseline" not in entry):
             print(f"[{key}] analysis.py pandas baseline and DuckDB ...", flush=True)
             sys.path.insert(0, str(ROOT / "benchmarks"))
             import analysis

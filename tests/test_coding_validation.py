@@ -26,7 +26,14 @@ from civitai_study.coding.validation import (
     validity_table,
     wilson,
 )
-from civitai_study.coding.validity import UNRELIABLE, gate, gate_lines, load_validity
+from civitai_study.coding.validity import (
+    UNRELIABLE,
+    alpha_unreliable_in,
+    gate,
+    gate_lines,
+    load_validity,
+    unreliable_for_trends,
+)
 from civitai_study.paths import DERIVED_DIR
 
 CATS = ["age", "gender"]
@@ -120,6 +127,23 @@ class TestGate:
         lines = gate_lines(table.reset_index())
         assert any(line.startswith("age: precision 0.84") and UNRELIABLE in line
                    for line in lines)
+
+    def test_one_list_of_categories_below_either_gate(self):
+        """Notebooks 04 and 05 grey out the same categories: below the precision gate, below
+        the reliability alpha (from the agreement table or the within-level trends table)."""
+        validity = gate(["age", "body", "gender"], pd.DataFrame([
+            {"category": "gender", "n_judged": 50, "precision": 0.96, "precision_low": 0.87,
+             "precision_high": 0.99},
+            {"category": "body", "n_judged": 50, "precision": 0.95, "precision_low": 0.85,
+             "precision_high": 0.98}]))
+        assert unreliable_for_trends(validity) == ["age"]  # unmeasured
+        within = pd.DataFrame({"category": ["body", "gender", "age"],
+                               "trend_claim": ["not reliable enough for a trend claim (alpha)",
+                                               "trend claim allowed", None]})
+        assert alpha_unreliable_in(within) == ["body"]
+        assert alpha_unreliable_in(None) == [] == alpha_unreliable_in(within[["category"]])
+        assert unreliable_for_trends(validity, alpha_unreliable_in(within)) == ["age", "body"]
+        assert unreliable_for_trends(validity, {"gender"}) == ["age", "gender"]
 
     def test_committed_validity_table_has_the_columns(self):
         path = DERIVED_DIR / "coding_validity.csv"

@@ -28,6 +28,8 @@ def test_connections_get_a_memory_limit_and_a_spill_folder(monkeypatch, tmp_path
     assert temp == str(tmp_path / "spill")
     assert (tmp_path / "spill").is_dir()
     assert con.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "UTC"
+    # freed memory goes back to the system between queries (the kernel's next step needs it)
+    assert con.execute("SELECT current_setting('allocator_background_threads')").fetchone()[0]
 
 
 def test_a_bad_memory_limit_names_the_fix(monkeypatch):

@@ -14,7 +14,10 @@ complementary answers, per grouping:
   images, so images are not independent). For creators the groups are cohorts (quarter of first
   upload); fixed effects for every creator are not estimable at 40 million images.
 
-Row-level work runs in DuckDB; the models see one row per creator × month × group cell.
+Row-level work runs in DuckDB; the models see one row per creator × month × group cell, with
+creators merged into at most ``MAX_CLUSTERS`` buckets in DuckDB when there are more (so memory stays
+flat from thousands to millions of creators), and the per-creator shift-share comes back as four
+integer columns per creator, never as a row per creator and month.
 """
 
 from __future__ import annotations
@@ -42,92 +45,170 @@ RARE_SHARE = 0.01
 WINDOW_MONTHS = 12
 
 
-def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "above_pg"
-          ) -> pd.DataFrame:
+#: At most this many creator clusters in the trend fits; beyond it creators are bucketed so the
+#: model's rows stay bounded at 40 million images (see :func:`cells` and :func:`clustered_trend`).
+MAX_CLUSTERS = 5000
+
+
+def _image_sql(definition: str) -> str:
+    """Rated images with a date (the denominator of every image NSFW share), with their month,
+    base model, creator and NSFW flag under ``definition``."""
+    return f"""
+        SELECT strftime(created_at, '%Y-%m') AS month, created_at, base_model,
+               coalesce(username_hash, 'unknown') AS creator,
+               {sql_coarse_is_nsfw("nsfw_level", "nsfw_flag", definition)} AS nsfw
+        FROM images
+        WHERE created_at IS NOT NULL
+          AND {sql_coarse_decided("nsfw_level", "nsfw_flag", definition)}"""
+
+
+def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "above_pg",
+          max_clusters: int | None = None) -> pd.DataFrame:
     """``month, group, creator, n, k`` per creator × month × group.
 
     Images: rated images with a date (the denominator of every image NSFW share,
     :func:`civitai_study.describe.rated_nsfw_counts`), NSFW under ``definition``. Models
     (``model_type``): models with a dated first version, NSFW by the model's ``nsfw`` flag.
+
+    Bounded at scale: past ``max_clusters`` (default :data:`MAX_CLUSTERS`) creators, DuckDB
+    merges creators into that many buckets (the creator's rank in sorted order, modulo the
+    number of buckets; the same buckets :func:`clustered_trend` would make) and sums the cells
+    per bucket, so pandas never holds a row per creator; ``frame.attrs["creators_merged"]``
+    is then the number of creators merged. ``creator`` is the creator's rank in sorted order
+    (its bucket when merged), never the pseudonym itself. The ``creator``
+    grouping (each creator its own group) is never merged; see :func:`creator_shift_share`.
     """
     check_definition(definition)
     if grouping not in GROUPINGS:
         raise ValueError(f"unknown grouping {grouping!r}; choose one of {', '.join(GROUPINGS)}")
+    limit = MAX_CLUSTERS if max_clusters is None else int(max_clusters)
     if grouping == "model_type":
-        sql = """
+        rows = """
             WITH fv AS (SELECT model_id, min(created_at) AS first_at FROM model_versions
                         GROUP BY model_id)
             SELECT strftime(coalesce(fv.first_at, m.created_at), '%Y-%m') AS month,
-                   coalesce(m.type, 'unknown') AS "group",
+                   coalesce(fv.first_at, m.created_at) AS created_at,
+                   coalesce(m.type, 'unknown') AS model_type,
                    coalesce(m.creator_hash, 'unknown') AS creator,
-                   count(*) AS n, count(*) FILTER (WHERE coalesce(m.nsfw, false)) AS k
+                   coalesce(m.nsfw, false) AS nsfw
             FROM models m LEFT JOIN fv ON fv.model_id = m.id
-            WHERE coalesce(fv.first_at, m.created_at) IS NOT NULL
-            GROUP BY ALL"""
+            WHERE coalesce(fv.first_at, m.created_at) IS NOT NULL"""
     else:
-        cohort = ("strftime(f.first_at, '%Y') || '-Q' || CAST(quarter(f.first_at) AS VARCHAR)")
-        group = {"base_model": "coalesce(r.base_model, 'unknown')", "creator": "r.creator",
-                 "creator_cohort": cohort}[grouping]
-        sql = f"""
-            WITH rated AS (
-                SELECT created_at, base_model, nsfw_level, nsfw_flag,
-                       coalesce(username_hash, 'unknown') AS creator
-                FROM images
-                WHERE created_at IS NOT NULL
-                  AND {sql_coarse_decided("nsfw_level", "nsfw_flag", definition)}),
-            first AS (SELECT creator, min(created_at) AS first_at FROM rated GROUP BY creator)
-            SELECT strftime(r.created_at, '%Y-%m') AS month,
-                   {group} AS "group",
-                   r.creator, count(*) AS n,
-                   count(*) FILTER (
-                       WHERE {sql_coarse_is_nsfw("r.nsfw_level", "r.nsfw_flag", definition)}) AS k
-            FROM rated r JOIN first f USING (creator)
-            GROUP BY ALL"""
+        rows = _image_sql(definition)
+    group = {"base_model": "coalesce(r.base_model, 'unknown')", "creator": "r.creator",
+             "model_type": "r.model_type",
+             "creator_cohort": "strftime(c.first_at, '%Y') || '-Q' || "
+                               "CAST(quarter(c.first_at) AS VARCHAR)"}[grouping]
+    # A creator's number is its rank in sorted order (what pandas.factorize(sort=True) gives);
+    # past the limit the rank modulo the limit is its bucket, and cells are summed per bucket.
+    # One aggregate over the rows gives the ranks, the count and each creator's first upload.
+    creator = "c.rank" if grouping == "creator" else \
+        f"CASE WHEN c.n_creators > {limit} THEN c.rank % {limit} ELSE c.rank END"
+    sql = f"""
+        WITH r AS ({rows}),
+        c AS (SELECT creator, min(created_at) AS first_at,
+                     dense_rank() OVER (ORDER BY creator) - 1 AS rank,
+                     count(*) OVER () AS n_creators
+              FROM r GROUP BY creator)
+        SELECT r.month, {group} AS "group", {creator} AS creator, count(*) AS n,
+               count(*) FILTER (WHERE r.nsfw) AS k, max(c.n_creators) AS n_creators
+        FROM r JOIN c USING (creator)
+        GROUP BY r.month, "group", {creator}"""
     frame = con.execute(sql).df()
+    n_creators = int(frame.pop("n_creators").max()) if len(frame) else 0
+    merged = grouping != "creator" and n_creators > limit
     if grouping == "base_model" and len(frame):
         totals = frame.groupby("group")["n"].sum()
         rare = totals.index[totals < RARE_SHARE * totals.sum()]
         frame.loc[frame["group"].isin(rare), "group"] = "other (rare)"
         frame = frame.groupby(["month", "group", "creator"], as_index=False)[["n", "k"]].sum()
-    return frame.sort_values(["month", "group", "creator"], ignore_index=True)
+    frame = frame.sort_values(["month", "group", "creator"], ignore_index=True)
+    if merged:
+        frame.attrs["creators_merged"] = int(n_creators)
+    return frame
+
+
+def window_months(months: list[str], window: int = WINDOW_MONTHS) -> tuple[list[str], list[str]]:
+    """The first and the last ``window`` months (half the months each when there are fewer
+    than ``2 * window``)."""
+    months = sorted(months)
+    if len(months) < 2 * window:
+        window = max(1, len(months) // 2)
+    return months[:window], months[-window:]
+
+
+def split_change(both: pd.DataFrame) -> dict[str, Any]:
+    """The shift-share identity on per-group window totals ``n0, k0, n1, k1`` (one row a group).
+
+    ``w`` is a group's share of the window's units and ``s`` its NSFW share; a group seen in one
+    window only has no within-change (its entry or exit is all mix).
+    """
+    w0 = both["n0"] / both["n0"].sum()
+    w1 = both["n1"] / both["n1"].sum()
+    s0 = (both["k0"] / both["n0"].where(both["n0"] > 0)).astype(float)
+    s1 = (both["k1"] / both["n1"].where(both["n1"] > 0)).astype(float)
+    s0, s1 = s0.fillna(s1), s1.fillna(s0)
+    within = float(((w0 + w1) / 2 * (s1 - s0)).sum())
+    mix = float(((s0 + s1) / 2 * (w1 - w0)).sum())
+    share0 = float((w0 * s0).sum())
+    share1 = float((w1 * s1).sum())
+    return {"share_start": share0, "share_end": share1, "change": share1 - share0,
+            "within": within, "mix": mix, "n_groups": int(len(both)),
+            "n_groups_both_windows": int(((both["n0"] > 0) & (both["n1"] > 0)).sum())}
 
 
 def shift_share(frame: pd.DataFrame, window: int = WINDOW_MONTHS) -> dict[str, Any]:
     """Change of the pooled NSFW share between the first and the last ``window`` months, split
     exactly into within-group change and mix change (see the module docstring)."""
-    months = sorted(frame["month"].unique())
-    if len(months) < 2 * window:
-        window = max(1, len(months) // 2)
-    start, end = months[:window], months[-window:]
-    parts = []
+    start, end = window_months(list(frame["month"].unique()), window)
+    sums = []
     for name, span in (("0", start), ("1", end)):
         sel = frame[frame["month"].isin(span)].groupby("group")[["n", "k"]].sum()
-        sel[f"w{name}"] = sel["n"] / sel["n"].sum()
-        sel[f"s{name}"] = sel["k"] / sel["n"]
-        parts.append(sel[[f"w{name}", f"s{name}"]])
-    both = parts[0].join(parts[1], how="outer")
-    both[["w0", "w1"]] = both[["w0", "w1"]].fillna(0.0)
-    both["s0"] = both["s0"].fillna(both["s1"])  # entering group: no within change
-    both["s1"] = both["s1"].fillna(both["s0"])  # leaving group: no within change
-    within = float(((both["w0"] + both["w1"]) / 2 * (both["s1"] - both["s0"])).sum())
-    mix = float(((both["s0"] + both["s1"]) / 2 * (both["w1"] - both["w0"])).sum())
-    share0 = float((both["w0"] * both["s0"]).sum())
-    share1 = float((both["w1"] * both["s1"]).sum())
+        sums.append(sel.rename(columns={"n": f"n{name}", "k": f"k{name}"}))
+    both = sums[0].join(sums[1], how="outer").fillna(0)
     return {"window_start": f"{start[0]}..{start[-1]}", "window_end": f"{end[0]}..{end[-1]}",
-            "share_start": share0, "share_end": share1, "change": share1 - share0,
-            "within": within, "mix": mix, "n_groups": int(len(both)),
-            "n_groups_both_windows": int(((both["w0"] > 0) & (both["w1"] > 0)).sum())}
+            **split_change(both)}
 
 
-#: At most this many creator clusters in the trend fits; beyond it creators are bucketed so the
-#: model's rows stay bounded at 40 million images (see :func:`clustered_trend`).
-MAX_CLUSTERS = 5000
+def creator_shift_share(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
+                        window: int = WINDOW_MONTHS) -> dict[str, Any] | None:
+    """:func:`shift_share` with every creator a group, its window totals summed in DuckDB.
+
+    Why not :func:`cells`: a row per creator and month is tens of millions of rows at the
+    paper's scale; the identity needs only each creator's totals in the two windows, which
+    come back as four integer columns (in creator order, so sums are deterministic).
+    """
+    check_definition(definition)
+    rated = _image_sql(definition)
+    months = [m for (m,) in con.execute(f"SELECT DISTINCT month FROM ({rated})").fetchall()]
+    if not months:
+        return None
+    start, end = window_months(months, window)
+
+    def within(span: list[str]) -> str:
+        return "month IN (" + ", ".join("'" + m.replace("'", "''") + "'" for m in span) + ")"
+
+    both = con.execute(f"""
+        SELECT n0, k0, n1, k1 FROM (
+            SELECT creator,
+                   count(*) FILTER (WHERE {within(start)}) AS n0,
+                   count(*) FILTER (WHERE {within(start)} AND nsfw) AS k0,
+                   count(*) FILTER (WHERE {within(end)}) AS n1,
+                   count(*) FILTER (WHERE {within(end)} AND nsfw) AS k1
+            FROM ({rated}) GROUP BY creator)
+        WHERE n0 + n1 > 0 ORDER BY creator""").df()
+    return {"window_start": f"{start[0]}..{start[-1]}", "window_end": f"{end[0]}..{end[-1]}",
+            **split_change(both)}
 
 
 def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:
     """Odds ratio per year of the NSFW share (logit, time in years since 2022-11), with or without
     group fixed effects; SEs clustered by creator. Groups where every or no unit is NSFW carry no
-    information on the slope (infinite effect) and are left out of the fixed-effects fit."""
+    information on the slope (infinite effect) and are left out of the fixed-effects fit.
+
+    A frame from :func:`cells` whose creators were already merged into buckets in DuckDB says so
+    in ``attrs["creators_merged"]``; the notes then name the merge, as for one merged here."""
+    merged = int(frame.attrs.get("creators_merged", 0))
     data = add_time(frame.rename(columns={"month": "period"}), "month")
     note = ""
     columns = ["t"]
@@ -155,6 +236,9 @@ def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:
                             sort=True)[["n", "k"]].sum()
         note = "; ".join(filter(None, [note, f"creators merged into {MAX_CLUSTERS:,} clusters"]))
         clusters = data["creator"].to_numpy()
+    elif merged:
+        note = "; ".join(filter(None, [note, f"{merged:,} creators merged into "
+                                              f"{clusters.max() + 1:,} clusters"]))
     endog = np.column_stack([data["k"], data["n"] - data["k"]]).astype(float)
     exog = sm.add_constant(data[columns].astype(float), has_constant="add")
     model = sm.GLM(endog, exog, family=sm.families.Binomial())
@@ -176,19 +260,26 @@ def decompose(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
     rows = []
     pooled_by_unit: dict[str, dict[str, Any]] = {}  # the pooled fit does not depend on groups
     for grouping in groupings:
-        frame = cells(con, grouping, definition)
-        if frame.empty:
-            continue
         row: dict[str, Any] = {"grouping": grouping, "unit": GROUPINGS[grouping]["unit"],
                                "groups": GROUPINGS[grouping]["what"],
                                "definition": definition if grouping != "model_type"
                                else "model nsfw flag"}
-        row.update(shift_share(frame, window))
+        if grouping == "creator":  # a group per creator: window totals only, summed in DuckDB
+            split = creator_shift_share(con, definition, window)
+            frame = None
+        else:
+            frame = cells(con, grouping, definition)
+            split = shift_share(frame, window) if len(frame) else None
+        if split is None:
+            continue
+        row.update(split)
         row["mix_share_of_change"] = (row["mix"] / row["change"] if abs(row["change"]) > 1e-12
                                       else np.nan)
         try:
             unit = row["unit"]
             if unit not in pooled_by_unit:
+                if frame is None:  # the pooled fit is the same whatever the image grouping
+                    frame = cells(con, "creator_cohort", definition)
                 pooled_by_unit[unit] = clustered_trend(frame, fixed_effects=False)
             pooled = pooled_by_unit[unit]
             row.update({f"pooled_{k}": v for k, v in pooled.items() if k != "notes"})

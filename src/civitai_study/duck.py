@@ -59,6 +59,9 @@ def connect(memory_limit: str | None = None, temp_directory: str | Path | None =
     con.execute(f"SET memory_limit = '{config['memory_limit']}'")
     temp = str(config["temp_directory"]).replace("'", "''")
     con.execute(f"SET temp_directory = '{temp}'")
+    # Give freed memory back to the system soon after a query (else a kernel keeps the whole
+    # memory limit after its largest query, on top of what pandas and statsmodels need next).
+    con.execute("SET allocator_background_threads = true")
     if "threads" in config:
         con.execute(f"SET threads = {int(config['threads'])}")
     return con

@@ -9,6 +9,7 @@ finding sentence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +78,25 @@ def gate_lines(table: pd.DataFrame) -> list[str]:
             text = f"{row.category}: no measurement"
         lines.append(text + ("" if row.reliable else f" — {row.note}"))
     return lines
+
+
+def unreliable_for_trends(validity_gate: pd.DataFrame,
+                          alpha_unreliable: Iterable[str] = ()) -> list[str]:
+    """Sorted categories that may carry no trend claim: below either gate.
+
+    The precision gate (``validity_gate``, from :func:`gate`) and the reliability gate (the
+    categories below alpha, from :func:`~civitai_study.coding.reliability.unreliable_categories`
+    or :func:`alpha_unreliable_in`). One function, so notebook 04, notebook 05 and the report
+    grey out and stay silent about the same categories.
+    """
+    below_precision = validity_gate.loc[~validity_gate["reliable"].astype(bool), "category"]
+    return sorted(set(below_precision) | set(alpha_unreliable))
+
+
+def alpha_unreliable_in(within_table: pd.DataFrame | None) -> list[str]:
+    """Categories that ``coding_within_level_trends.csv`` (notebook 04) marks as below the
+    reliability gate; none when the table is missing."""
+    if within_table is None or "trend_claim" not in within_table.columns:
+        return []
+    claims = within_table["trend_claim"].fillna("").astype(str)
+    return sorted(set(within_table.loc[claims.str.startswith("not reliable"), "category"]))
