@@ -213,29 +213,3 @@ def test_phrase_terms_ignores_pattern_literals_in_the_automaton(matcher: Matcher
     assert hit != -1 and all(i < len(matcher.labels) for i in hit)
     assert ("age", "age under 18") in {matcher.labels[i] for i in hit}
 
-
-@pytest.mark.parametrize("limit", [10**9, 40, 7])
-def test_the_phrase_memo_changes_nothing_across_batches(limit: int):
-    """Batches that share phrases, matched one after the other by one matcher (its memo full of
-    earlier phrases, and started again when a small limit is reached), give exactly what a
-    fresh matcher gives on each batch, and what the per-phrase reference gives."""
-    book = load_codebook()
-    rng = random.Random(11)
-    vocabulary = TRICKY + ["big breasts", "(large breasts:1.3)", "school uniform", "loli",
-                           "1girl", "a man", "photo of Ana", "<lora:x [Real man]:1>", "15 yo"]
-    batches = [[", ".join(rng.choices(vocabulary, k=rng.randint(0, 6))) for _ in range(60)]
-               for _ in range(5)]
-    memoised = Matcher(book)
-    memoised.memo.limit = limit
-    for texts in batches:
-        values = pa.array(texts, type=pa.string())
-        got = memoised.match(values)
-        want = Matcher(book).match(values)  # nothing remembered
-        for name in ("doc", "term", "nonempty", "has_adapter"):
-            assert np.array_equal(getattr(got, name), getattr(want, name)), name
-        phrases = split_phrases(values).phrases
-        phrase, term, adapter = memoised.dictionary_terms(phrases)
-        ref_phrase, ref_term, ref_adapter = _reference(memoised, phrases.to_pylist())
-        assert phrase.tolist() == ref_phrase and term.tolist() == ref_term
-        assert adapter.tolist() == ref_adapter
-    assert 0 < len(memoised.memo) <= max(limit, 60 * 6)

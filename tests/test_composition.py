@@ -132,7 +132,7 @@ def test_creators_merged_in_duckdb_match_the_pandas_buckets(small_sample, monkey
             monkeypatch.undo()
             assert in_sql["odds_ratio_per_year"] == pytest.approx(
                 in_pandas["odds_ratio_per_year"], rel=1e-9), grouping
-            assert "creators merged into 10 clusters" in in_sql["notes"]
+            assert "merged into 10 clusters" in in_sql["notes"]
             if not fixed_effects:  # same buckets: the same interval but for the small-sample
                 # factor of the cluster-robust SE, which counts rows (fewer after the merge)
                 assert in_sql["n_clusters"] == in_pandas["n_clusters"]
@@ -154,3 +154,17 @@ def test_creator_shift_share_in_duckdb_equals_the_pandas_split(small_sample):
         for key, value in in_pandas.items():
             assert in_sql[key] == (pytest.approx(value, abs=1e-12)
                                    if isinstance(value, float) else value), key
+
+
+def test_cells_refuses_a_bad_cluster_limit_and_keeps_its_columns_when_empty(small_sample, tmp_path):
+    con = load_snapshot(small_sample).connect()
+    for bad in (0, -3, 2.7, True, "10"):
+        with pytest.raises(ValueError, match="max_clusters must be a whole number"):
+            composition.cells(con, "base_model", max_clusters=bad)
+    merged = composition.cells(con, "base_model", definition="r_plus", max_clusters=10)
+    assert list(merged.columns) == ["month", "group", "creator", "n", "k"]
+    con.execute("CREATE TEMP TABLE no_images AS SELECT * FROM images LIMIT 0")
+    con.execute("CREATE OR REPLACE TEMP VIEW images AS SELECT * FROM no_images")
+    frame = composition.cells(con, "base_model")
+    assert frame.empty and list(frame.columns) == ["month", "group", "creator", "n", "k"]
+    assert composition.creator_shift_share(con) is None

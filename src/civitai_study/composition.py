@@ -71,17 +71,19 @@ def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "abov
     (``model_type``): models with a dated first version, NSFW by the model's ``nsfw`` flag.
 
     Bounded at scale: past ``max_clusters`` (default :data:`MAX_CLUSTERS`) creators, DuckDB
-    merges creators into that many buckets (the creator's rank in sorted order, modulo the
-    number of buckets; the same buckets :func:`clustered_trend` would make) and sums the cells
-    per bucket, so pandas never holds a row per creator; ``frame.attrs["creators_merged"]``
-    is then the number of creators merged. ``creator`` is the creator's rank in sorted order
-    (its bucket when merged), never the pseudonym itself. The ``creator``
-    grouping (each creator its own group) is never merged; see :func:`creator_shift_share`.
+    merges creators into that many buckets (the creator's rank among all the snapshot's creators
+    in sorted order, modulo the number of buckets) and sums the cells per bucket, so pandas never
+    holds a row per creator; ``frame.attrs["creators_merged"]`` is then the number of creators
+    merged. ``creator`` is the creator's rank in sorted order (its bucket when merged), never the
+    pseudonym itself. The ``creator`` grouping (each creator its own group) is never merged; see
+    :func:`creator_shift_share`.
     """
     check_definition(definition)
     if grouping not in GROUPINGS:
         raise ValueError(f"unknown grouping {grouping!r}; choose one of {', '.join(GROUPINGS)}")
-    limit = MAX_CLUSTERS if max_clusters is None else int(max_clusters)
+    limit = MAX_CLUSTERS if max_clusters is None else max_clusters
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"max_clusters must be a whole number of at least 1, not {limit!r}")
     if grouping == "model_type":
         rows = """
             WITH fv AS (SELECT model_id, min(created_at) AS first_at FROM model_versions
@@ -115,7 +117,8 @@ def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "abov
         FROM r JOIN c USING (creator)
         GROUP BY r.month, "group", {creator}"""
     frame = con.execute(sql).df()
-    n_creators = int(frame.pop("n_creators").max()) if len(frame) else 0
+    counts = frame.pop("n_creators")
+    n_creators = int(counts.max()) if len(frame) else 0
     merged = grouping != "creator" and n_creators > limit
     if grouping == "base_model" and len(frame):
         totals = frame.groupby("group")["n"].sum()
@@ -207,7 +210,10 @@ def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:
     information on the slope (infinite effect) and are left out of the fixed-effects fit.
 
     A frame from :func:`cells` whose creators were already merged into buckets in DuckDB says so
-    in ``attrs["creators_merged"]``; the notes then name the merge, as for one merged here."""
+    in ``attrs["creators_merged"]``; the notes then name the merge. Those buckets are fixed from
+    all the snapshot's creators, so every fit of the table shares them; a frame with more
+    creators than ``MAX_CLUSTERS`` that was not merged (a caller's own frame) is bucketed here
+    from the creators of the fitted rows instead. Either way the clusters nest the creators."""
     merged = int(frame.attrs.get("creators_merged", 0))
     data = add_time(frame.rename(columns={"month": "period"}), "month")
     note = ""
@@ -234,10 +240,11 @@ def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:
         data = data.assign(creator=clusters % MAX_CLUSTERS)
         data = data.groupby(["creator", "period", "t", *columns[1:]], as_index=False,
                             sort=True)[["n", "k"]].sum()
-        note = "; ".join(filter(None, [note, f"creators merged into {MAX_CLUSTERS:,} clusters"]))
+        note = "; ".join(filter(None, [note, f"{clusters.max() + 1:,} creators merged into "
+                                              f"{MAX_CLUSTERS:,} clusters"]))
         clusters = data["creator"].to_numpy()
     elif merged:
-        note = "; ".join(filter(None, [note, f"{merged:,} creators merged into "
+        note = "; ".join(filter(None, [note, f"{merged:,} creators of the snapshot merged into "
                                               f"{clusters.max() + 1:,} clusters"]))
     endog = np.column_stack([data["k"], data["n"] - data["k"]]).astype(float)
     exog = sm.add_constant(data[columns].astype(float), has_constant="add")
@@ -280,8 +287,13 @@ def decompose(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
             if unit not in pooled_by_unit:
                 if frame is None:  # the pooled fit is the same whatever the image grouping
                     frame = cells(con, "creator_cohort", definition)
-                pooled_by_unit[unit] = clustered_trend(frame, fixed_effects=False)
+                try:
+                    pooled_by_unit[unit] = clustered_trend(frame, fixed_effects=False)
+                except ValueError as err:  # remembered: the next grouping would fail the same
+                    pooled_by_unit[unit] = err
             pooled = pooled_by_unit[unit]
+            if isinstance(pooled, ValueError):
+                raise pooled
             row.update({f"pooled_{k}": v for k, v in pooled.items() if k != "notes"})
             if grouping != "creator":
                 within = clustered_trend(frame, fixed_effects=True)

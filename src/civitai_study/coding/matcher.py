@@ -329,63 +329,6 @@ def touched_phrases(pattern: re.Pattern[str], joined: JoinedPhrases) -> np.ndarr
     return np.unique(index)
 
 
-#: Phrases the memo of one matcher keeps at most; past it the memo starts again (bounded memory,
-#: and a bounded cost of the hash table that each lookup builds).
-MEMO_LIMIT = 400_000
-
-
-class PhraseMemo:
-    """What a matcher found in each distinct phrase it has seen, kept across batches.
-
-    Why: prompts share their phrases across the whole corpus (``masterpiece``, ``1girl``), so
-    most distinct phrases of a batch were already matched in an earlier one; looking them up
-    (one Arrow hash lookup per batch) is cheaper than canonicalising and scanning them again.
-    Stored column-wise: the phrases, and per phrase its labels (sorted) and whether it is an
-    adapter reference. A pure cache: the results are the same with or without it.
-    """
-
-    def __init__(self, limit: int = MEMO_LIMIT) -> None:
-        self.limit = limit
-        self.clear()
-
-    def clear(self) -> None:
-        self.phrases = pa.array([], type=pa.string())
-        self.ptr = np.zeros(1, dtype=np.int64)  # labels of phrase i: labels[ptr[i]:ptr[i + 1]]
-        self.labels = np.zeros(0, dtype=np.int64)
-        self.adapter = np.zeros(0, dtype=bool)
-
-    def __len__(self) -> int:
-        return len(self.phrases)
-
-    def lookup(self, phrases: pa.Array) -> np.ndarray:
-        """Memo index of each phrase, ``-1`` for a phrase not seen yet."""
-        if not len(self.phrases) or not len(phrases):
-            return np.full(len(phrases), -1, dtype=np.int64)
-        found = pc.index_in(phrases, value_set=self.phrases)
-        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-    def add(self, phrases: pa.Array, phrase: np.ndarray, label: np.ndarray,
-            is_adapter: np.ndarray) -> np.ndarray:
-        """Remember new phrases and their ``(phrase, label)`` pairs; their memo indices."""
-        start = len(self.phrases)
-        counts = np.bincount(phrase, minlength=len(phrases)).astype(np.int64)
-        self.phrases = pa.concat_arrays([self.phrases, phrases])
-        self.ptr = np.concatenate([self.ptr, self.ptr[-1] + np.cumsum(counts)])
-        self.labels = np.concatenate([self.labels, label])
-        self.adapter = np.concatenate([self.adapter, is_adapter])
-        return np.arange(start, start + len(phrases), dtype=np.int64)
-
-    def gather(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(phrase, label)`` pairs (sorted by phrase, then label) and adapter flags of the
-        phrases at memo ``index``, phrase numbers being positions in ``index``."""
-        counts = self.ptr[index + 1] - self.ptr[index]
-        total = int(counts.sum())
-        ends = np.cumsum(counts)
-        source = np.repeat(self.ptr[index] - (ends - counts), counts) + np.arange(total)
-        phrase = np.repeat(np.arange(len(index), dtype=np.int64), counts)
-        return phrase, self.labels[source], self.adapter[index]
-
-
 class Matcher:
     """The compiled codebook: an automaton over all term forms plus pattern rules.
 
@@ -457,7 +400,6 @@ class Matcher:
         self.n_keys = int((self.key_label >= 0).sum())
         self.label_is_weak = np.array(self.label_weak, dtype=bool)
         self._cache: dict[str, tuple[int, ...] | int] = {}
-        self.memo = PhraseMemo()
 
     def phrase_terms(self, phrase: str) -> tuple[int, ...] | int:
         """Label indices found in one raw phrase (cached); ``-1`` for an adapter reference.
@@ -492,32 +434,11 @@ class Matcher:
     def dictionary_terms(self, phrases: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Label hits of every distinct phrase at once: ``(phrase, label)`` pairs and adapters.
 
-        Same result as :meth:`phrase_terms` on each phrase. Phrases already matched in an
-        earlier batch come from the matcher's memo (:class:`PhraseMemo`); the others are matched
-        by :meth:`match_distinct` and remembered. Returns ``phrase`` and ``label`` (distinct
-        pairs, sorted by phrase then label) and a boolean array marking adapter phrases.
-        """
-        if isinstance(phrases, pa.ChunkedArray):
-            phrases = phrases.combine_chunks()
-        if not pa.types.is_string(phrases.type):
-            phrases = phrases.cast(pa.string())
-        known = self.memo.lookup(phrases)
-        new = np.flatnonzero(known < 0)
-        if len(new) and len(self.memo) + len(new) > self.memo.limit:
-            self.memo.clear()  # full: start again (this batch's phrases are all new then)
-            known[:] = -1
-            new = np.arange(len(phrases))
-        if len(new):
-            fresh = phrases if len(new) == len(phrases) else phrases.take(pa.array(new))
-            known[new] = self.memo.add(fresh, *self.match_distinct(fresh))
-        return self.memo.gather(known)
-
-    def match_distinct(self, phrases: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`dictionary_terms` without the memo: the bulk matching itself.
-
-        The phrases are canonicalised with Arrow/numpy (:func:`canonical_phrases`), joined into
-        one string (:func:`join_phrases`), and the automaton and each pattern rule scan that
-        string once.
+        Same result as :meth:`phrase_terms` on each phrase, but the phrases are canonicalised
+        with Arrow/numpy (:func:`canonical_phrases`), joined into one string
+        (:func:`join_phrases`), and the automaton and each pattern rule scan that string once.
+        Returns ``phrase`` and ``label`` (distinct pairs, sorted by phrase then label) and a
+        boolean array marking adapter phrases.
         """
         n_labels = len(self.labels)
         canon = canonical_phrases(phrases, self.weighted)

@@ -86,10 +86,11 @@ def unreliable_for_trends(validity_gate: pd.DataFrame,
 
     The precision gate (``validity_gate``, from :func:`gate`) and the reliability gate (the
     categories below alpha, from :func:`~civitai_study.coding.reliability.unreliable_categories`
-    or :func:`alpha_unreliable_in`). One function, so notebook 04, notebook 05 and the report
-    grey out and stay silent about the same categories.
+    or :func:`alpha_unreliable_in`). One function, so notebooks 04 and 05 grey out and stay
+    silent about the same categories.
     """
-    below_precision = validity_gate.loc[~validity_gate["reliable"].astype(bool), "category"]
+    reliable = validity_gate["reliable"].fillna(False).astype(bool)  # unknown: not reliable
+    below_precision = validity_gate.loc[~reliable, "category"]
     return sorted(set(below_precision) | set(alpha_unreliable))
 
 
