@@ -157,12 +157,17 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=20_000, help="models per snapshot")
     parser.add_argument("--baseline-max", type=float, default=4,
                         help="run analysis.py's pandas baseline up to this many millions")
-    parser.add_argument("--duckdb-memory", default="2GB")
+    parser.add_argument("--duckdb-memory", default=None,
+                        help="DuckDB memory limit per connection (default: the project's, "
+                             "civitai_study.duck.DEFAULT_MEMORY)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command")
     parser.add_argument("--rerun", action="store_true", help="measure again what is cached")
     parser.add_argument("--remeasure", action="store_true",
                         help="run the pipeline again on the cached snapshots (no regeneration)")
     args = parser.parse_args()
+    if args.duckdb_memory is None:
+        from civitai_study.duck import DEFAULT_MEMORY
+        args.duckdb_memory = DEFAULT_MEMORY
     args.cache.mkdir(parents=True, exist_ok=True)
     results_path = args.cache / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}

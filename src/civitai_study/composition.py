@@ -47,7 +47,7 @@ WINDOW_MONTHS = 12
 
 #: At most this many creator clusters in the trend fits; beyond it creators are bucketed so the
 #: model's rows stay bounded at 40 million images (see :func:`cells` and :func:`clustered_trend`).
-MAX_CLUSTERS = 5000
+MAX_CLUSTERS = 2000
 
 
 def _image_sql(definition: str) -> str:
@@ -266,7 +266,9 @@ def decompose(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
     year pooled and within groups (fixed effects; none for single creators), SEs by creator."""
     rows = []
     pooled_by_unit: dict[str, dict[str, Any]] = {}  # the pooled fit does not depend on groups
+    frame: pd.DataFrame | None = None
     for grouping in groupings:
+        frame = None  # the previous grouping's cells are not held while the next query runs
         row: dict[str, Any] = {"grouping": grouping, "unit": GROUPINGS[grouping]["unit"],
                                "groups": GROUPINGS[grouping]["what"],
                                "definition": definition if grouping != "model_type"

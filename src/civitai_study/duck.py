@@ -2,7 +2,8 @@
 
 Why: DuckDB's default memory limit is 80 % of the machine's RAM, so on a 40-million-image snapshot
 a sort or window grows until the machine swaps instead of spilling to disk. Here every connection
-gets a ``memory_limit`` (default 2 GB, sized for a laptop) and a ``temp_directory`` to spill into.
+gets a ``memory_limit`` (default 1 GB, so that a 40-million-image run stays under 3 GB per
+process) and a ``temp_directory`` to spill into.
 
 Settings come, in order, from the arguments, the environment (``CIVITAI_STUDY_DUCKDB_MEMORY``,
 ``CIVITAI_STUDY_DUCKDB_TEMP``, ``CIVITAI_STUDY_DUCKDB_THREADS``; `civitai-study run
@@ -21,7 +22,7 @@ import duckdb
 MEMORY_ENV = "CIVITAI_STUDY_DUCKDB_MEMORY"
 TEMP_ENV = "CIVITAI_STUDY_DUCKDB_TEMP"
 THREADS_ENV = "CIVITAI_STUDY_DUCKDB_THREADS"
-DEFAULT_MEMORY = "2GB"
+DEFAULT_MEMORY = "1GB"
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)\s*$", re.IGNORECASE)
 
 
