@@ -28,22 +28,12 @@ def _noisy_series(seed: int, months: int = 31, slope: float = 1.2, jump: float =
     return trends.add_time(frame, "month")
 
 
-def _stacked(counts: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for flag in (0, 1):
-        part = counts[["period", "t", "month"]].copy()
-        part["nsfw"] = flag
-        part["count"] = counts["k"] if flag else counts["n"] - counts["k"]
-        rows.append(part)
-    return pd.concat(rows, ignore_index=True)
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_growth_ratio_is_the_share_model_on_a_non_log_linear_series(seed):
     counts = _noisy_series(seed)
     assert counts["n"].max() / counts["n"].min() > 20  # far from log-linear volume
     share = trends.fit_binomial(counts, ["t"], "quasi").tidy().set_index("term").loc["t"]
-    ratio = trends.growth_ratio(None, counts=_stacked(counts)).tidy().set_index("term")
+    ratio = trends.growth_ratio(None, counts=trends.stack_counts(counts)).tidy().set_index("term")
     ratio = ratio.loc["t_x_nsfw"]
     assert ratio["estimate"] == pytest.approx(share["estimate"], rel=1e-6)
     assert ratio["ci_low"] == pytest.approx(share["ci_low"], rel=1e-6)

@@ -265,17 +265,15 @@ def decompose(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
     """One row per grouping: shift-share split of the NSFW share's change, and the odds ratio per
     year pooled and within groups (fixed effects; none for single creators), SEs by creator."""
     rows = []
-    pooled_by_unit: dict[str, dict[str, Any]] = {}  # the pooled fit does not depend on groups
-    frame: pd.DataFrame | None = None
+    pooled_by_unit: dict[str, dict[str, Any] | ValueError] = {}  # pooled fit: same for all groups
     for grouping in groupings:
-        frame = None  # the previous grouping's cells are not held while the next query runs
+        frame: pd.DataFrame | None = None  # the previous cells are not held during the next query
         row: dict[str, Any] = {"grouping": grouping, "unit": GROUPINGS[grouping]["unit"],
                                "groups": GROUPINGS[grouping]["what"],
                                "definition": definition if grouping != "model_type"
                                else "model nsfw flag"}
         if grouping == "creator":  # a group per creator: window totals only, summed in DuckDB
             split = creator_shift_share(con, definition, window)
-            frame = None
         else:
             frame = cells(con, grouping, definition)
             split = shift_share(frame, window) if len(frame) else None

@@ -143,7 +143,11 @@ def poi_counts(con: duckdb.DuckDBPyConnection, signal: str = "poi",
 def volume_counts(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
                   freq: str = "month") -> pd.DataFrame:
     """Image uploads per period split into NSFW and SFW (long format: period, nsfw, count)."""
-    wide = nsfw_counts(con, definition, freq)
+    return stack_counts(nsfw_counts(con, definition, freq))
+
+
+def stack_counts(wide: pd.DataFrame) -> pd.DataFrame:
+    """``period, t, month, n, k`` per period → two rows per period (``nsfw`` 0/1, ``count``)."""
     rows = []
     for flag in (0, 1):
         part = wide[["period", "t", "month"]].copy()
