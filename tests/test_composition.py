@@ -145,6 +145,25 @@ def test_creators_merged_in_duckdb_match_the_pandas_buckets(small_sample, monkey
     assert "creators_merged" not in composition.cells(con, "creator", max_clusters=10).attrs
 
 
+def test_creator_keys_follow_the_pseudonyms_sorted_order_and_never_collide():
+    """The bucket key is the pseudonym read as a number, so ``ORDER BY cother, ckey`` is the
+    pseudonyms' sorted order; 'unknown' and other non-hex values are keyed apart (MD5)."""
+    import duckdb
+
+    from civitai_study.pseudonymise import SYNTHETIC_KEY, Pseudonymiser
+
+    hasher = Pseudonymiser(SYNTHETIC_KEY)
+    names = sorted({hasher(f"c{i}") for i in range(3000)} | {"unknown", "zz top", "0000"})
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT unnest(?) AS creator", [names])
+    keyed = composition._keyed_rows("SELECT creator FROM t")
+    rows = con.execute(f"SELECT creator, ckey FROM ({keyed}) ORDER BY cother, ckey").fetchall()
+    hexed = [n for n in names if len(n) == 16]
+    assert [c for c, _ in rows][:len(hexed)] == hexed
+    assert len({k for _, k in rows}) == len(names)
+    assert rows[0][1] == int(hexed[0], 16)
+
+
 def test_creator_shift_share_in_duckdb_equals_the_pandas_split(small_sample):
     con = load_snapshot(small_sample).connect()
     for window in (1, 6, 12):

@@ -136,3 +136,31 @@ def test_audit_fails_closed_without_its_crawl(tmp_path, capsys):
 
     assert audit.main(["--crawl", str(tmp_path / "missing.jsonl.gz"), str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_pseudonym_set_is_exact_and_compact():
+    """Creators' pseudonyms are held as 8-byte numbers (flat memory at millions of creators),
+    with exact membership and strings kept for any other format."""
+    import duckdb
+    import numpy as np
+
+    from civitai_study.pseudonymise import SYNTHETIC_KEY, Pseudonymiser
+    from civitai_study.redact import PseudonymSet
+
+    hasher = Pseudonymiser(SYNTHETIC_KEY)
+    pseudonyms = [hasher(f"creator_{i}") for i in range(5000)]
+    odd = ["unknown", "ABCDEF0123456789", "0123", "ffffffffffffffff"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (p VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [(p,) for p in [*pseudonyms, *odd, None,
+                                                               pseudonyms[0]]])
+    for made in (PseudonymSet.from_query(con, "SELECT p FROM t"),
+                 PseudonymSet.of([*pseudonyms, *odd])):
+        assert len(made) == len(pseudonyms) + len(odd) and made
+        assert all(p in made for p in [*pseudonyms, *odd])
+        assert hasher("creator_5000") not in made and "0000000000000000" not in made
+        assert "abcdef0123456789" not in made, "upper-case kept as its own string, not folded"
+        assert None not in made and 7 not in made
+    assert not PseudonymSet() and "0000000000000000" not in PseudonymSet()
+    big = PseudonymSet(np.arange(1_000_000, dtype=np.uint64))
+    assert big._codes.nbytes == 8_000_000

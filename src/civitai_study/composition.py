@@ -62,6 +62,22 @@ def _image_sql(definition: str) -> str:
           AND {sql_coarse_decided("nsfw_level", "nsfw_flag", definition)}"""
 
 
+def _keyed_rows(rows: str) -> str:
+    """``rows`` with each creator's 64-bit key ``ckey`` and ``cother`` (not a pseudonym).
+
+    A pseudonym is 16 hex digits (:data:`civitai_study.pseudonymise.HASH_HEX_CHARS`), a keyed
+    hash, so its own number is a uniform key that does not depend on the DuckDB version; any
+    other value ('unknown' for a missing creator) is keyed by its MD5. ``cother`` keeps the two
+    kinds apart, and ``ORDER BY cother, ckey`` is the pseudonyms' sorted order.
+    """
+    return f"""
+        SELECT *, CASE WHEN cother
+                       THEN CAST(md5_number(creator) % 18446744073709551616 AS UBIGINT)
+                       ELSE CAST('0x' || creator AS UBIGINT) END AS ckey
+        FROM (SELECT *, NOT regexp_full_match(creator, '[0-9a-f]{{16}}') AS cother
+              FROM ({rows}))"""
+
+
 def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "above_pg",
           max_clusters: int | None = None) -> pd.DataFrame:
     """``month, group, creator, n, k`` per creator × month × group.
@@ -72,11 +88,12 @@ def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "abov
 
     Bounded at scale: past ``max_clusters`` (default :data:`MAX_CLUSTERS`) creators, DuckDB
     merges creators into that many buckets (the creator's rank among all the snapshot's creators
-    in sorted order, modulo the number of buckets) and sums the cells per bucket, so pandas never
-    holds a row per creator; ``frame.attrs["creators_merged"]`` is then the number of creators
-    merged. ``creator`` is the creator's rank in sorted order (its bucket when merged), never the
-    pseudonym itself. The ``creator`` grouping (each creator its own group) is never merged; see
-    :func:`creator_shift_share`.
+    in sorted order, modulo the number of buckets; ranked by an integer key per creator,
+    :func:`_keyed_rows`) and sums the cells per bucket, so pandas never holds a row per creator
+    and DuckDB never ranks or joins millions of strings; ``frame.attrs["creators_merged"]`` is then
+    the number of creators merged. ``creator`` is the creator's rank in the pseudonyms' sorted
+    order (its bucket when merged), never the pseudonym itself. The ``creator`` grouping (each creator its own
+    group) is never merged; see :func:`creator_shift_share`.
     """
     check_definition(definition)
     if grouping not in GROUPINGS:
@@ -101,22 +118,24 @@ def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "abov
              "model_type": "r.model_type",
              "creator_cohort": "strftime(c.first_at, '%Y') || '-Q' || "
                                "CAST(quarter(c.first_at) AS VARCHAR)"}[grouping]
-    # A creator's number is its rank in sorted order (what pandas.factorize(sort=True) gives);
-    # past the limit the rank modulo the limit is its bucket, and cells are summed per bucket.
-    # One aggregate over the rows gives the ranks, the count and each creator's first upload.
+    # A creator's number is its rank in sorted order (the creators' integer keys sort as their
+    # pseudonyms do: _keyed_rows); past the limit the rank modulo the limit is its bucket, so
+    # every bucket holds about as many creators, and cells are summed per bucket. One aggregate
+    # over the rows gives the ranks, the count and each creator's first upload; ranking and
+    # joining integer keys instead of strings, with the rows streamed rather than materialised,
+    # keeps DuckDB's memory flat from thousands to millions of creators.
     creator = "c.rank" if grouping == "creator" else \
         f"CASE WHEN c.n_creators > {limit} THEN c.rank % {limit} ELSE c.rank END"
-    sql = f"""
-        WITH r AS ({rows}),
-        c AS (SELECT creator, min(created_at) AS first_at,
-                     dense_rank() OVER (ORDER BY creator) - 1 AS rank,
+    frame = con.execute(f"""
+        WITH r AS NOT MATERIALIZED ({_keyed_rows(rows)}),
+        c AS (SELECT ckey, cother, min(created_at) AS first_at,
+                     dense_rank() OVER (ORDER BY cother, ckey) - 1 AS rank,
                      count(*) OVER () AS n_creators
-              FROM r GROUP BY creator)
+              FROM r GROUP BY ckey, cother)
         SELECT r.month, {group} AS "group", {creator} AS creator, count(*) AS n,
                count(*) FILTER (WHERE r.nsfw) AS k, max(c.n_creators) AS n_creators
-        FROM r JOIN c USING (creator)
-        GROUP BY r.month, "group", {creator}"""
-    frame = con.execute(sql).df()
+        FROM r JOIN c USING (ckey, cother)
+        GROUP BY r.month, "group", {creator}""").df()
     counts = frame.pop("n_creators")
     n_creators = int(counts.max()) if len(frame) else 0
     merged = grouping != "creator" and n_creators > limit
@@ -179,7 +198,9 @@ def creator_shift_share(con: duckdb.DuckDBPyConnection, definition: str = "above
 
     Why not :func:`cells`: a row per creator and month is tens of millions of rows at the
     paper's scale; the identity needs only each creator's totals in the two windows, which
-    come back as four integer columns (in creator order, so sums are deterministic).
+    come back as four integer columns (in creator order, so sums are deterministic). Creators
+    are grouped by their integer key (:func:`_keyed_rows`), which holds less than the pseudonym
+    strings would.
     """
     check_definition(definition)
     rated = _image_sql(definition)
@@ -193,13 +214,13 @@ def creator_shift_share(con: duckdb.DuckDBPyConnection, definition: str = "above
 
     both = con.execute(f"""
         SELECT n0, k0, n1, k1 FROM (
-            SELECT creator,
+            SELECT cother, ckey,
                    count(*) FILTER (WHERE {within(start)}) AS n0,
                    count(*) FILTER (WHERE {within(start)} AND nsfw) AS k0,
                    count(*) FILTER (WHERE {within(end)}) AS n1,
                    count(*) FILTER (WHERE {within(end)} AND nsfw) AS k1
-            FROM ({rated}) GROUP BY creator)
-        WHERE n0 + n1 > 0 ORDER BY creator""").df()
+            FROM ({_keyed_rows(rated)}) GROUP BY cother, ckey)
+        WHERE n0 + n1 > 0 ORDER BY cother, ckey""").df()
     return {"window_start": f"{start[0]}..{start[-1]}", "window_end": f"{end[0]}..{end[-1]}",
             **split_change(both)}
 
