@@ -151,6 +151,74 @@ def parallel_real(codebook, workers: int) -> bool:
     return same
 
 
+def stage_costs(codebook, workers: int, repeats: int = 5) -> None:
+    """Where a unit's time goes, stage by stage (best of ``repeats``), and the throughput that
+    the unavoidable stages alone would allow on ``workers`` cores.
+
+    Why: the issue's target (150 MB/s on 2 cores) is a question of per-byte cost. The stages
+    are timed on each real unit as the coder runs them (``Matcher.match``: text dedup, split into
+    phrases, phrase dedup, canonical forms and automaton over the distinct phrases, mapping back);
+    the "floor" is what reading and splitting alone cost, which no matcher can avoid, and the
+    ceiling assumes perfect scaling over cores and no other overhead.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from civitai_study.coding import normalise
+    from civitai_study.coding.parallel_coder import plan_units
+
+    if not PREVIEWS.is_file():
+        print(f"--stages: {PREVIEWS.name} not found (../shared absent); skipped")
+        return
+    matcher = Matcher(codebook)
+    totals: dict[str, float] = {}
+    n_bytes = 0
+
+    def best(fn):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - start)
+        return out, min(times)
+
+    for unit in plan_units(real_parts()):
+        def read(unit=unit):
+            return pq.ParquetFile(unit.path).read_row_group(
+                unit.row_group, columns=["prompt"]).slice(unit.start, unit.length)
+        table, t_read = best(read)
+        values = table.column("prompt").combine_chunks()
+        n_bytes += int(pc.sum(pc.binary_length(values)).as_py() or 0)
+        encoded, t_dedup = best(values.dictionary_encode)
+        texts = encoded.dictionary
+        normal, t_norm = best(lambda texts=texts: pc.utf8_normalize(texts, form="NFKC"))
+        mapped, t_translate = best(lambda normal=normal: normalise._translate(normal))
+        lists, t_split = best(lambda mapped=mapped: pc.split_pattern(mapped, "\x1f"))
+        phrases, t_phrase_dedup = best(lambda lists=lists: lists.flatten().dictionary_encode())
+        _, t_canonical = best(lambda phrases=phrases: normalise.canonical_phrases(
+            phrases.dictionary))
+        _, t_terms = best(lambda phrases=phrases: matcher.dictionary_terms(phrases.dictionary))
+        _, t_match = best(lambda values=values: matcher.match(values))
+        for name, value in (("read Parquet", t_read), ("dedup texts", t_dedup),
+                            ("NFKC", t_norm), ("separators", t_translate),
+                            ("split", t_split), ("dedup phrases", t_phrase_dedup),
+                            ("canonical forms", t_canonical),
+                            ("canonical + automaton + rules", t_terms),
+                            ("Matcher.match, all stages", t_match)):
+            totals[name] = totals.get(name, 0.0) + value
+    mb = n_bytes / 1e6
+    print(f"stages on the real 2023 prompts ({mb:.1f} MB, best of {repeats} per unit):")
+    for name, value in totals.items():
+        print(f"  {name:<32} {value:6.3f} s  {mb / value:8.1f} MB/s on one core")
+    floor = sum(totals[k] for k in ("read Parquet", "dedup texts", "NFKC", "separators",
+                                      "split", "dedup phrases"))
+    whole = totals["read Parquet"] + totals["Matcher.match, all stages"]
+    print(f"  reading and splitting alone: {mb / floor:.1f} MB/s on one core, at most "
+          f"{workers * mb / floor:.1f} MB/s on {workers} cores")
+    print(f"  reading + Matcher.match: {mb / whole:.1f} MB/s on one core, at most "
+          f"{workers * mb / whole:.1f} MB/s on {workers} cores with perfect scaling")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/tmp/civitai-coding-bench"))
@@ -164,12 +232,17 @@ def main() -> int:
                         help="also time serial vs parallel coding of the real 2023 prompts")
     parser.add_argument("--parallel-only", action="store_true",
                         help="only the serial vs parallel comparison (no synthetic snapshot)")
+    parser.add_argument("--stages", action="store_true",
+                        help="with --parallel-only: also time each stage of a unit and print "
+                             "the throughput ceiling on --workers cores")
     args = parser.parse_args()
     if args.parallel_only:
         codebook = load_codebook()
         print(f"codebook v{codebook.version}; cpus {os.cpu_count()}, load average "
               f"{os.getloadavg()[0]:.2f} at start")
         same = parallel_real(codebook, args.workers)
+        if args.stages:
+            stage_costs(codebook, args.workers)
         print(f"load average at end {os.getloadavg()[0]:.2f}")
         return 0 if same else 1
 
