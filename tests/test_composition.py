@@ -164,6 +164,30 @@ def test_creator_keys_follow_the_pseudonyms_sorted_order_and_never_collide():
     assert rows[0][1] == int(hexed[0], 16)
 
 
+def test_missing_and_odd_creators_are_keyed_apart_and_merged_like_the_rest(small_sample):
+    """Creators that are not pseudonyms ('unknown' for a missing one, or an importer's own
+    format) take the MD5 key path: no error, every creator one cluster, the same cells."""
+    con = load_snapshot(small_sample).connect()
+    con.execute("""CREATE TEMP TABLE odd AS SELECT * REPLACE (
+        CASE WHEN id % 7 = 0 THEN NULL WHEN id % 7 = 1 THEN '' WHEN id % 7 = 2 THEN 'user1'
+             WHEN id % 7 = 3 THEN upper(username_hash) ELSE username_hash END AS username_hash)
+        FROM images""")
+    con.execute("CREATE OR REPLACE TEMP VIEW images AS SELECT * FROM odd")
+    n_creators = con.execute("SELECT count(DISTINCT coalesce(username_hash, 'unknown')) "
+                             "FROM images WHERE created_at IS NOT NULL").fetchone()[0]
+    for grouping in ("base_model", "creator_cohort"):
+        full = composition.cells(con, grouping)
+        assert full["creator"].nunique() <= n_creators
+        merged = composition.cells(con, grouping, max_clusters=10)
+        assert merged.attrs["creators_merged"] == full["creator"].nunique()
+        assert merged[["n", "k"]].sum().tolist() == full[["n", "k"]].sum().tolist()
+        summed = full.assign(creator=full["creator"] % 10).groupby(
+            ["month", "group", "creator"], as_index=False)[["n", "k"]].sum()
+        pd.testing.assert_frame_equal(merged, summed, check_dtype=False)
+    table = composition.decompose(con)
+    assert len(table) == 4 and table["within"].notna().all()
+
+
 def test_creator_shift_share_in_duckdb_equals_the_pandas_split(small_sample):
     con = load_snapshot(small_sample).connect()
     for window in (1, 6, 12):

@@ -162,5 +162,7 @@ def test_pseudonym_set_is_exact_and_compact():
         assert "abcdef0123456789" not in made, "upper-case kept as its own string, not folded"
         assert None not in made and 7 not in made
     assert not PseudonymSet() and "0000000000000000" not in PseudonymSet()
+    assert PseudonymSet.of([None, pseudonyms[0]]) == PseudonymSet.of([pseudonyms[0]])
+    assert PseudonymSet.of(pseudonyms) != PseudonymSet.of(pseudonyms[1:])
     big = PseudonymSet(np.arange(1_000_000, dtype=np.uint64))
     assert big._codes.nbytes == 8_000_000

@@ -65,14 +65,16 @@ def _image_sql(definition: str) -> str:
 def _keyed_rows(rows: str) -> str:
     """``rows`` with each creator's 64-bit key ``ckey`` and ``cother`` (not a pseudonym).
 
-    A pseudonym is 16 hex digits (:data:`civitai_study.pseudonymise.HASH_HEX_CHARS`), a keyed
-    hash, so its own number is a uniform key that does not depend on the DuckDB version; any
-    other value ('unknown' for a missing creator) is keyed by its MD5. ``cother`` keeps the two
-    kinds apart, and ``ORDER BY cother, ckey`` is the pseudonyms' sorted order.
+    Every importer writes a creator as a pseudonym of 16 lower-case hex digits
+    (:data:`civitai_study.pseudonymise.HASH_HEX_CHARS`, a keyed hash) or, when it is missing, as
+    'unknown'. A pseudonym's key is its own number, one-to-one and independent of the DuckDB
+    version, so ``ORDER BY cother, ckey`` is the creators' sorted order for these values. Any
+    other value (``cother``) is keyed by its MD5 and ordered after the pseudonyms, by that key:
+    a different order than the strings', which changes which creators share a bucket past the
+    cluster limit (still one bucket per creator, so the clusters stay valid), not the cells.
     """
     return f"""
-        SELECT *, CASE WHEN cother
-                       THEN CAST(md5_number(creator) % 18446744073709551616 AS UBIGINT)
+        SELECT *, CASE WHEN cother THEN md5_number_upper(creator)
                        ELSE CAST('0x' || creator AS UBIGINT) END AS ckey
         FROM (SELECT *, NOT regexp_full_match(creator, '[0-9a-f]{{16}}') AS cother
               FROM ({rows}))"""
@@ -87,13 +89,13 @@ def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "abov
     (``model_type``): models with a dated first version, NSFW by the model's ``nsfw`` flag.
 
     Bounded at scale: past ``max_clusters`` (default :data:`MAX_CLUSTERS`) creators, DuckDB
-    merges creators into that many buckets (the creator's rank among all the snapshot's creators
-    in sorted order, modulo the number of buckets; ranked by an integer key per creator,
-    :func:`_keyed_rows`) and sums the cells per bucket, so pandas never holds a row per creator
-    and DuckDB never ranks or joins millions of strings; ``frame.attrs["creators_merged"]`` is then
-    the number of creators merged. ``creator`` is the creator's rank in the pseudonyms' sorted
-    order (its bucket when merged), never the pseudonym itself. The ``creator`` grouping (each creator its own
-    group) is never merged; see :func:`creator_shift_share`.
+    merges creators into that many buckets (the creator's rank among all the snapshot's
+    creators, modulo the number of buckets) and sums the cells per bucket, so pandas never holds
+    a row per creator; ``frame.attrs["creators_merged"]`` is then the number of creators merged.
+    Creators are ranked by an integer key (:func:`_keyed_rows`: the pseudonyms' sorted order),
+    so DuckDB never ranks or joins millions of strings. ``creator`` is the creator's rank (its
+    bucket when merged), never the pseudonym itself. The ``creator`` grouping (each creator its
+    own group) is never merged; see :func:`creator_shift_share`.
     """
     check_definition(definition)
     if grouping not in GROUPINGS:
