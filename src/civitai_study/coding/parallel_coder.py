@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..heap import pad_heap
 from .codebook import Codebook
 from .matcher import Matcher
 
@@ -68,6 +69,7 @@ _MATCHERS: dict[str, Matcher] = {}
 def _matcher(codebook: Codebook, weighted: bool, key: str) -> Matcher:
     """One matcher per worker process and codebook (built on the first unit it codes)."""
     if key not in _MATCHERS:
+        pad_heap()  # each worker process: no page faults between units (civitai_study.heap)
         _MATCHERS.clear()
         _MATCHERS[key] = Matcher(codebook, weighted=weighted)
     return _MATCHERS[key]
@@ -111,6 +113,7 @@ def code_column(paths: list[Path], codebook: Codebook, column: str = "prompt",
 
     Results are merged in unit order, so every executor gives byte-identical output.
     """
+    pad_heap()  # the units coded here, and the workers a fork of this process starts
     units = plan_units(paths, unit_rows)
     key = codebook_key(codebook, weighted)
     args = (column, id_column, codebook, weighted, key)
