@@ -158,8 +158,9 @@ def stage_costs(codebook, workers: int, repeats: int = 5) -> None:
     Why: the issue's target (150 MB/s on 2 cores) is a question of per-byte cost. The stages
     are timed on each real unit as the coder runs them (``Matcher.match``: text dedup, split into
     phrases, phrase dedup, canonical forms and automaton over the distinct phrases, mapping back);
-    the "floor" is what reading and splitting alone cost, which no matcher can avoid, and the
-    ceiling assumes perfect scaling over cores and no other overhead.
+    "reading and splitting" sums the stages before any matching (read, text dedup, NFKC,
+    separators, split, phrase dedup), and the ceilings assume perfect scaling over cores, warm
+    caches and no other overhead (ids, flags, pickling, merging, pool start-up): upper bounds.
     """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -202,7 +203,7 @@ def stage_costs(codebook, workers: int, repeats: int = 5) -> None:
         for name, value in (("read Parquet", t_read), ("dedup texts", t_dedup),
                             ("NFKC", t_norm), ("separators", t_translate),
                             ("split", t_split), ("dedup phrases", t_phrase_dedup),
-                            ("canonical forms", t_canonical),
+                            ("  of which canonical forms", t_canonical),
                             ("canonical + automaton + rules", t_terms),
                             ("Matcher.match, all stages", t_match)):
             totals[name] = totals.get(name, 0.0) + value

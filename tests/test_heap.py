@@ -6,6 +6,8 @@ import platform
 import subprocess
 import sys
 
+import pytest
+
 from civitai_study import heap
 
 
@@ -22,4 +24,13 @@ def test_padding_a_fresh_process_keeps_its_arrays_working():
             "a = [np.ones(2_000_000) for _ in range(20)]; del a; "
             "b = np.arange(10_000_000).sum(); print(ok, b)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split()[1] == str(sum(range(10_000_000)))
+    ok, total = out.stdout.split()
+    assert total == str(sum(range(10_000_000)))
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert ok == "True"
+
+
+def test_pad_heap_refuses_a_size_glibc_cannot_take():
+    for bad in (-1, 2**31, 1.5, True, "64"):
+        with pytest.raises(ValueError, match="top_pad must be a whole number"):
+            heap.pad_heap(bad)

@@ -113,11 +113,11 @@ def code_column(paths: list[Path], codebook: Codebook, column: str = "prompt",
 
     Results are merged in unit order, so every executor gives byte-identical output.
     """
-    pad_heap()  # the units coded here, and the workers a fork of this process starts
     units = plan_units(paths, unit_rows)
     key = codebook_key(codebook, weighted)
     args = (column, id_column, codebook, weighted, key)
     if executor is None:
+        pad_heap()  # this process codes: civitai_study.heap (workers pad in _matcher)
         results = [code_unit(u, *args) for u in units]
     else:
         futures = [executor.submit(code_unit, u, *args) for u in units]
