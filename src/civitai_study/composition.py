@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from .describe import _sql_list
 from .nsfw import check_definition, sql_coarse_decided, sql_coarse_is_nsfw
+from .pseudonymise import sql_is_pseudonym, sql_pseudonym_number
 from .trends import TIME_ORIGIN, _quiet, add_time
 
 #: Groupings of the decomposition: what is counted and the SQL of each cell's group.
@@ -75,9 +77,8 @@ def _keyed_rows(rows: str) -> str:
     """
     return f"""
         SELECT *, CASE WHEN cother THEN md5_number_upper(creator)
-                       ELSE CAST('0x' || creator AS UBIGINT) END AS ckey
-        FROM (SELECT *, NOT regexp_full_match(creator, '[0-9a-f]{{16}}') AS cother
-              FROM ({rows}))"""
+                       ELSE {sql_pseudonym_number("creator")} END AS ckey
+        FROM (SELECT *, NOT {sql_is_pseudonym("creator")} AS cother FROM ({rows}))"""
 
 
 def cells(con: duckdb.DuckDBPyConnection, grouping: str, definition: str = "above_pg",
@@ -161,6 +162,11 @@ def window_months(months: list[str], window: int = WINDOW_MONTHS) -> tuple[list[
     return months[:window], months[-window:]
 
 
+def _window_labels(start: list[str], end: list[str]) -> dict[str, str]:
+    """``window_start``/``window_end`` columns: each window's first and last month."""
+    return {"window_start": f"{start[0]}..{start[-1]}", "window_end": f"{end[0]}..{end[-1]}"}
+
+
 def split_change(both: pd.DataFrame) -> dict[str, Any]:
     """The shift-share identity on per-group window totals ``n0, k0, n1, k1`` (one row a group).
 
@@ -190,8 +196,7 @@ def shift_share(frame: pd.DataFrame, window: int = WINDOW_MONTHS) -> dict[str, A
         sel = frame[frame["month"].isin(span)].groupby("group")[["n", "k"]].sum()
         sums.append(sel.rename(columns={"n": f"n{name}", "k": f"k{name}"}))
     both = sums[0].join(sums[1], how="outer").fillna(0)
-    return {"window_start": f"{start[0]}..{start[-1]}", "window_end": f"{end[0]}..{end[-1]}",
-            **split_change(both)}
+    return {**_window_labels(start, end), **split_change(both)}
 
 
 def creator_shift_share(con: duckdb.DuckDBPyConnection, definition: str = "above_pg",
@@ -212,7 +217,7 @@ def creator_shift_share(con: duckdb.DuckDBPyConnection, definition: str = "above
     start, end = window_months(months, window)
 
     def within(span: list[str]) -> str:
-        return "month IN (" + ", ".join("'" + m.replace("'", "''") + "'" for m in span) + ")"
+        return f"list_contains({_sql_list(span)}, month)"
 
     both = con.execute(f"""
         SELECT n0, k0, n1, k1 FROM (
@@ -223,8 +228,7 @@ def creator_shift_share(con: duckdb.DuckDBPyConnection, definition: str = "above
                    count(*) FILTER (WHERE {within(end)} AND nsfw) AS k1
             FROM ({_keyed_rows(rated)}) GROUP BY cother, ckey)
         WHERE n0 + n1 > 0 ORDER BY cother, ckey""").df()
-    return {"window_start": f"{start[0]}..{start[-1]}", "window_end": f"{end[0]}..{end[-1]}",
-            **split_change(both)}
+    return {**_window_labels(start, end), **split_change(both)}
 
 
 def clustered_trend(frame: pd.DataFrame, fixed_effects: bool) -> dict[str, Any]:

@@ -16,6 +16,19 @@ from pathlib import Path
 KEY_ENV = "CIVITAI_STUDY_HASH_KEY"
 KEY_FILE_ENV = "CIVITAI_STUDY_HASH_KEY_FILE"
 HASH_HEX_CHARS = 16
+#: What a pseudonym looks like (lower-case hex digest, truncated): Python and SQL (RE2) alike.
+PSEUDONYM_PATTERN = f"[0-9a-f]{{{HASH_HEX_CHARS}}}"
+
+
+def sql_is_pseudonym(column: str) -> str:
+    """SQL: whether ``column`` has the pseudonyms' format (:data:`PSEUDONYM_PATTERN`)."""
+    return f"regexp_full_match({column}, '{PSEUDONYM_PATTERN}')"
+
+
+def sql_pseudonym_number(column: str) -> str:
+    """SQL: a pseudonym read as the unsigned 64-bit number its hex digits spell (one-to-one, so
+    millions of creators can be held, ranked and joined as integers instead of strings)."""
+    return f"CAST('0x' || {column} AS UBIGINT)"
 #: Fixed key for synthetic data: its "usernames" are invented, so nothing needs protecting.
 SYNTHETIC_KEY = b"civitai-study synthetic sample; not a secret"
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .pseudonymise import PSEUDONYM_PATTERN, sql_is_pseudonym, sql_pseudonym_number
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 MASK = "[redacted]"
 
-_HEX_PSEUDONYM = re.compile(r"[0-9a-f]{16}")
+_HEX_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 
 
 class PseudonymSet:
@@ -56,10 +58,10 @@ class PseudonymSet:
     def from_query(cls, con: duckdb.DuckDBPyConnection, sql: str) -> PseudonymSet:
         """From a query's one column of pseudonyms: DuckDB finds the distinct values and turns
         each 16-hex-digit one into its number, so no Python string per creator is ever made."""
-        hexed = "regexp_full_match(p, '[0-9a-f]{16}')"
+        hexed = sql_is_pseudonym("p")
         found = con.execute(f"""
             WITH d AS (SELECT DISTINCT p FROM ({sql}) AS q(p) WHERE p IS NOT NULL)
-            SELECT CASE WHEN {hexed} THEN CAST('0x' || p AS UBIGINT) END AS code,
+            SELECT CASE WHEN {hexed} THEN {sql_pseudonym_number("p")} END AS code,
                    CASE WHEN NOT {hexed} THEN p END AS other FROM d""").fetchnumpy()
         code, other = found["code"], found["other"]
         return cls(np.ma.getdata(code)[~np.ma.getmaskarray(code)],
