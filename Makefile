@@ -45,6 +45,7 @@ $(STAMP): requirements.lock requirements-cff.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -m pip download --quiet --no-deps --require-hashes -r requirements-cff.lock -d $(VENV)/cff 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
+	$(BIN)/python -m civitai_study.coding.kernels
 	@touch $(STAMP)
 	@echo "environment ready: $(VENV) with kernel '$(KERNEL)'"
 

@@ -1,8 +1,9 @@
 """Throughput of the codebook coder against one compiled alternation regex, in the same run.
 
 Why: notebook 04 must code ~40 million prompts. The coder (``civitai_study.coding``) streams
-Arrow batches out of DuckDB, normalises them with Arrow kernels, and matches the whole codebook
-with one Aho-Corasick automaton over the *distinct* phrases of each batch. The baseline is what
+Arrow batches out of DuckDB, splits and normalises them with compiled loops
+(``coding.kernels``), and matches the whole codebook with one Aho-Corasick automaton over the
+*distinct* phrases of each batch. The baseline is what
 one would write first: a single ``re`` alternation of every codebook form with word boundaries,
 run per prompt over the same prompts (lower-cased, ``_`` as space).
 
@@ -44,7 +45,7 @@ import pyarrow as pa
 from civitai_study.coding.codebook import load_codebook
 from civitai_study.coding.coder import code_snapshot, record_batches
 from civitai_study.coding.matcher import Matcher
-from civitai_study.coding.parallel_coder import code_column, process_pool
+from civitai_study.coding.parallel_coder import code_column, forget_matchers, process_pool
 from civitai_study.snapshot import load_snapshot
 from civitai_study.synthetic import SampleConfig, write_sample
 
@@ -113,36 +114,66 @@ def real_parts(rows_per_part: int = 50_000) -> list[Path]:
     return sorted(REAL_PARTS.glob("part-*.parquet"))
 
 
-def parallel_real(codebook, workers: int) -> bool:
-    """Serial and parallel MB/s on the real 2023 prompts in one run; True if outputs agree."""
+def parallel_real(codebook, workers: int, repeat: int = 1) -> bool:
+    """Serial, process-pool and thread-pool MB/s on the real 2023 prompts in one run.
+
+    Each pass is end to end: reading Parquet, starting the pool (its processes are forked from
+    this one), building the matchers, coding, merging. The first serial pass also loads the
+    compiled loops from numba's cache (once per process, a few ms). With ``repeat`` > 1 the
+    three passes run again in turn and the best and median are printed too. True if every
+    output agrees with the serial one and with a one-batch ``Matcher`` pass over the column.
+    """
     if not PREVIEWS.is_file():
         print(f"--parallel: {PREVIEWS.name} not found (../shared absent); skipped")
         return True
     parts = real_parts()
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     import pyarrow.parquet as pq
 
-    serial, wall_s, cpu_s = _timed(lambda: code_column(parts, codebook))
-    mb = serial.n_bytes / 1e6
-    n = serial.table.num_rows
-    print(_line("serial coder, real 2023 (Parquet)", mb, n, wall_s, cpu_s))
-
-    def run_parallel():
+    def run_processes():
         with process_pool(workers) as pool:
             return code_column(parts, codebook, executor=pool)
 
-    parallel, wall_p, cpu_p = _timed(run_parallel)
-    print(_line(f"parallel coder, {workers} processes", mb, n, wall_p, cpu_p)
-          + " (CPU column: this process only)")
+    def run_threads():
+        with ThreadPoolExecutor(workers) as pool:
+            return code_column(parts, codebook, executor=pool)
+
+    modes = {"serial coder, real 2023 (Parquet)": lambda: code_column(parts, codebook),
+             f"parallel coder, {workers} processes": run_processes,
+             f"parallel coder, {workers} threads": run_threads}
+    walls: dict[str, list[float]] = {label: [] for label in modes}
+    outputs = {}
+    for k in range(repeat):
+        for label, run in modes.items():
+            forget_matchers()  # every pass builds its matchers (pools: in their workers)
+            result, wall, cpu = _timed(run)
+            walls[label].append(wall)
+            outputs[label] = result
+            mb, n = result.n_bytes / 1e6, result.table.num_rows
+            note = " (CPU column: this process only)" if "processes" in label else ""
+            print(_line(label, mb, n, wall, cpu) + note + (f" [pass {k + 1}]" if repeat > 1
+                                                          else ""))
+    if repeat > 1:
+        for label, times in walls.items():
+            print(f"{label:<34} best {mb / min(times):7.1f} MB/s, median "
+                  f"{mb / statistics.median(times):7.1f} MB/s over {repeat} passes")
+    serial = outputs["serial coder, real 2023 (Parquet)"]
     whole = pa.concat_tables([pq.read_table(p, columns=["prompt"]) for p in parts])
     matcher = Matcher(codebook)
     flags = matcher.category_flags(matcher.match(whole.column("prompt")))
     bits = (flags.astype(np.int64) @ (1 << np.arange(flags.shape[1]))).astype(np.int32)
-    same = (parallel.table.equals(serial.table)
-            and bool((parallel.term_docs == serial.term_docs).all())
+    same = (all(o.table.equals(serial.table) and bool((o.term_docs == serial.term_docs).all())
+                for o in outputs.values())
             and bool((serial.table.column("categories").to_numpy() == bits).all()))
-    print(f"parallel speed-up {wall_s / wall_p:.2f}x; outputs identical "
-          f"(serial units = parallel = one-batch matcher): {same}")
+    best = {label: min(times) for label, times in walls.items()}
+    serial_best = best["serial coder, real 2023 (Parquet)"]
+    print("speed-up over serial (best passes): " + ", ".join(
+        f"{label.split(', ')[-1]} {serial_best / t:.2f}x" for label, t in best.items()
+        if "parallel" in label) + f"; outputs identical (serial units = process pool = "
+          f"thread pool = one-batch matcher): {same}")
     unweighted = Matcher(codebook, weighted=False)
     raw = unweighted.category_flags(unweighted.match(whole.column("prompt")))
     print("prompts per category, weighted (weight <= 0 absent) vs unweighted: " + ", ".join(
@@ -156,11 +187,12 @@ def stage_costs(codebook, workers: int, repeats: int = 5) -> None:
     the unavoidable stages alone would allow on ``workers`` cores.
 
     Why: the issue's target (150 MB/s on 2 cores) is a question of per-byte cost. The stages
-    are timed on each real unit as the coder runs them (``Matcher.match``: text dedup, split into
-    phrases, phrase dedup, canonical forms and automaton over the distinct phrases, mapping back);
-    "reading and splitting" sums the stages before any matching (read, text dedup, NFKC,
-    separators, split, phrase dedup), and the ceilings assume perfect scaling over cores, warm
-    caches and no other overhead (ids, flags, pickling, merging, pool start-up): upper bounds.
+    are timed on each real unit as the coder runs them (``Matcher.match``: text dedup; NFKC and
+    the compiled split and phrase dedup; canonical forms, automaton and pattern rules over the
+    distinct phrases; mapping back); "reading and splitting" sums the stages before any
+    matching (read, text dedup, NFKC, split, phrase dedup), and the ceilings assume perfect
+    scaling over cores, warm caches and no other overhead (ids, flags, pickling, merging, pool
+    start-up): upper bounds.
     """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -192,18 +224,16 @@ def stage_costs(codebook, workers: int, repeats: int = 5) -> None:
         n_bytes += int(pc.sum(pc.binary_length(values)).as_py() or 0)
         encoded, t_dedup = best(values.dictionary_encode)
         texts = encoded.dictionary
-        normal, t_norm = best(lambda texts=texts: pc.utf8_normalize(texts, form="NFKC"))
-        mapped, t_translate = best(lambda normal=normal: normalise._translate(normal))
-        lists, t_split = best(lambda mapped=mapped: pc.split_pattern(mapped, "\x1f"))
-        phrases, t_phrase_dedup = best(lambda lists=lists: lists.flatten().dictionary_encode())
+        _, t_norm = best(lambda texts=texts: pc.utf8_normalize(texts, form="NFKC"))
+        phrases, t_split = best(lambda texts=texts: normalise.split_phrases(texts))
         _, t_canonical = best(lambda phrases=phrases: normalise.canonical_phrases(
-            phrases.dictionary))
-        _, t_terms = best(lambda phrases=phrases: matcher.dictionary_terms(phrases.dictionary))
+            phrases.phrases))
+        _, t_terms = best(lambda phrases=phrases: matcher.dictionary_terms(phrases.phrases))
         _, t_match = best(lambda values=values: matcher.match(values))
         for name, value in (("read Parquet", t_read), ("dedup texts", t_dedup),
-                            ("NFKC", t_norm), ("separators", t_translate),
-                            ("split", t_split), ("dedup phrases", t_phrase_dedup),
-                            ("  of which canonical forms", t_canonical),
+                            ("  NFKC", t_norm),
+                            ("NFKC, split, dedup phrases", t_split),
+                            ("  canonical forms", t_canonical),
                             ("canonical + automaton + rules", t_terms),
                             ("Matcher.match, all stages", t_match)):
             totals[name] = totals.get(name, 0.0) + value
@@ -211,8 +241,8 @@ def stage_costs(codebook, workers: int, repeats: int = 5) -> None:
     print(f"stages on the real 2023 prompts ({mb:.1f} MB, best of {repeats} per unit):")
     for name, value in totals.items():
         print(f"  {name:<32} {value:6.3f} s  {mb / value:8.1f} MB/s on one core")
-    floor = sum(totals[k] for k in ("read Parquet", "dedup texts", "NFKC", "separators",
-                                      "split", "dedup phrases"))
+    floor = sum(totals[k] for k in ("read Parquet", "dedup texts",
+                                      "NFKC, split, dedup phrases"))
     whole = totals["read Parquet"] + totals["Matcher.match, all stages"]
     print(f"  reading and splitting alone: {mb / floor:.1f} MB/s on one core, at most "
           f"{workers * mb / floor:.1f} MB/s on {workers} cores")
@@ -233,6 +263,9 @@ def main() -> int:
                         help="also time serial vs parallel coding of the real 2023 prompts")
     parser.add_argument("--parallel-only", action="store_true",
                         help="only the serial vs parallel comparison (no synthetic snapshot)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --parallel-only: run serial, processes and threads this many "
+                             "times in turn and print the best and median")
     parser.add_argument("--stages", action="store_true",
                         help="with --parallel-only: also time each stage of a unit and print "
                              "the throughput ceiling on --workers cores")
@@ -241,7 +274,7 @@ def main() -> int:
         codebook = load_codebook()
         print(f"codebook v{codebook.version}; cpus {os.cpu_count()}, load average "
               f"{os.getloadavg()[0]:.2f} at start")
-        same = parallel_real(codebook, args.workers)
+        same = parallel_real(codebook, args.workers, max(1, args.repeat))
         if args.stages:
             stage_costs(codebook, args.workers)
         print(f"load average at end {os.getloadavg()[0]:.2f}")

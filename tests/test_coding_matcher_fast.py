@@ -1,6 +1,6 @@
 """The bulk (per-batch) matcher gives exactly what the per-phrase reference gives.
 
-Why: ``Matcher.dictionary_terms`` replaces a Python loop over distinct phrases with Arrow/numpy
+Why: ``Matcher.dictionary_terms`` replaces a Python loop over distinct phrases with compiled
 canonicalisation, one automaton pass over a joined string, literal prefilters for pattern rules
 and deduplication of repeated texts. Each shortcut is checked here against the plain definition
 (``canonical_phrase``, ``Matcher.phrase_terms``, ``re.search`` phrase by phrase).
@@ -8,6 +8,7 @@ and deduplication of repeated texts. Each shortcut is checked here against the p
 
 from __future__ import annotations
 
+import pickle
 import random
 import re
 
@@ -27,10 +28,8 @@ from civitai_study.coding.matcher import (
 from civitai_study.coding.normalise import (
     canonical_phrase,
     canonical_phrases,
-    collapse_words,
     literal_phrases,
     split_phrases,
-    string_parts,
 )
 
 TRICKY = [
@@ -69,38 +68,46 @@ def test_canonical_phrases_of_a_slice_and_of_nothing():
     assert canonical_phrases(pa.array([], type=pa.string())).to_pylist() == []
 
 
-def test_collapse_words_strips_and_collapses_per_phrase():
-    values = pa.array(["  ab  cd  ", "", "--", "x", "a-b"], type=pa.string())
-    assert collapse_words(*string_parts(values)).to_pylist() == ["ab cd", "", "", "x", "a b"]
-
-
 def test_join_phrases_positions_map_back():
     values = pa.array(["ab", "", "c d", "é x", "y"], type=pa.string())
     joined = join_phrases(values)
-    assert [joined.phrase(i) for i in range(len(values))] == values.to_pylist()
+    assert [joined.text[joined.starts[i]:joined.ends[i]] for i in range(len(values))] == \
+        values.to_pylist()
     assert joined.text == " ab \x00  \x00 c d \x00 é x \x00 y "
-    # every character of phrase i, and the separator after it, maps to i
+    assert joined.data.tobytes() == joined.text.encode()
+    # every character of phrase i, and the separator after it, maps to i; so does every byte
+    byte_ends = np.append(joined.byte_starts[1:] - 2, len(joined.data) - 1)
     for i in range(len(values)):
         positions = np.arange(joined.starts[i], joined.ends[i] + 1)
         assert (joined.phrase_at(positions) == i).all()
+        assert (joined.phrase_at_byte(np.arange(joined.byte_starts[i], byte_ends[i])) == i).all()
+        start = joined.byte_starts[i]
+        assert joined.data[start:start + len(values[i].as_py().encode())].tobytes() == \
+            values[i].as_py().encode()
     assert join_phrases(pa.array([], type=pa.string())).text == ""
 
 
-def test_literal_phrases_finds_overlapping_and_straddling():
-    values = pa.array(["aaa", "xa", "ab", "b"], type=pa.string())
-    offsets, data = string_parts(values)
-    # bytes "aaa|xa|ab|b": "aa" twice (overlapping) in phrase 0, once across 1|2 (a harmless
-    # extra candidate); "ab" inside phrase 2 only
-    assert literal_phrases(offsets, data.tobytes(), ["aa"]).tolist() == [0, 1]
-    assert literal_phrases(offsets, data.tobytes(), ["ab"]).tolist() == [2]
-    assert literal_phrases(offsets, data.tobytes(), ["ab", "aaa"]).tolist() == [0, 2]
-    assert literal_phrases(offsets, data.tobytes(), ["zz"]).tolist() == []
+def test_find_gives_byte_spans_of_every_form(matcher: Matcher):
+    data = " é girl \x00 long hair ornament ".encode()
+    found = matcher.find(data)
+    forms = {data[s:e].decode() for _, s, e in found.tolist()}
+    assert {" girl ", " long hair ", " hair ornament "} <= forms
+    assert pickle.loads(pickle.dumps(matcher)).find(data).tolist() == found.tolist()
+
+
+def test_literal_phrases_finds_the_phrases_holding_a_literal():
+    values = pa.array(["aaa", "xa", "ab", "b", ""], type=pa.string())
+    # "aa" twice (overlapping) in phrase 0; across phrases 1|2 it is in neither
+    assert literal_phrases(values, ["aa"]).tolist() == [0]
+    assert literal_phrases(values, ["ab"]).tolist() == [2]
+    assert literal_phrases(values, ["ab", "aaa"]).tolist() == [0, 2]
+    assert literal_phrases(values, ["zz"]).tolist() == []
+    assert literal_phrases(values.slice(2), ["b"]).tolist() == [0, 1]
 
 
 def test_sorted_unique_matches_numpy():
     values = np.random.default_rng(1).integers(0, 50, 1000)
     assert np.array_equal(sorted_unique(values), np.unique(values))
-    assert np.array_equal(sorted_unique(values, kind="stable"), np.unique(values))
     assert sorted_unique(np.zeros(0, dtype=np.int64)).tolist() == []
 
 

@@ -27,7 +27,7 @@ def test_environment_yml_agrees_with_lock():
 def test_lock_pins_the_named_packages():
     lock = read_lock(ROOT / "requirements.lock")
     for name in ("jupyterlab", "pandas", "statsmodels", "matplotlib", "wordcloud", "papermill",
-                 "nbval", "duckdb", "pyarrow", "httpx", "tenacity", "pyahocorasick"):
+                 "nbval", "duckdb", "pyarrow", "httpx", "tenacity", "ahocorasick-rs", "numba"):
         assert name in lock, f"{name} is not pinned in requirements.lock"
 
 

@@ -282,10 +282,12 @@ def code_snapshot(snapshot: Snapshot, codebook: Codebook, fields: tuple[str, ...
                   ) -> CodingResult:
     """Code every field of ``snapshot`` with ``codebook``.
 
-    Batches stream out of DuckDB; ``workers`` threads normalise and match them (Arrow and numpy
-    release the GIL). With ``flags_path`` the per-document category flags are written as Parquet
-    (``field, doc_id, month, nsfw_level, categories`` with one bit per category, in codebook
-    order) — one row per coded document, for audits and joins.
+    Batches stream out of DuckDB; ``workers`` threads normalise and match them (Arrow, numpy,
+    the compiled loops of :mod:`.kernels` and the automaton's search release the GIL; pattern
+    rules and the glue between stages hold it).
+    With ``flags_path`` the per-document category flags are written as Parquet (``field,
+    doc_id, month, nsfw_level, categories`` with one bit per category, in codebook order) —
+    one row per coded document, for audits and joins.
     """
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:

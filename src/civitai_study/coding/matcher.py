@@ -2,14 +2,14 @@
 
 Why not regular expressions: one regex per term costs one pass per term, and one big alternation
 in Python's backtracking engine slows down with every term added. An Aho-Corasick automaton
-(pyahocorasick, C) finds all ~800 term forms in a single pass whose cost does not grow with the
-codebook. It runs over the *distinct* phrases of a batch (see ``normalise.split_phrases``);
-numpy then maps phrase hits back to documents, so Python does no work per document or per phrase
-occurrence.
+(ahocorasick-rs, Rust, searching without the GIL) finds all ~800 term forms in a single pass
+whose cost does not grow with the codebook. It runs over the *distinct* phrases of a batch
+(see ``normalise.split_phrases``); a compiled loop (``kernels.document_labels``) then maps
+phrase hits back to documents, so Python does no work per document or per phrase occurrence.
 
 Nor per distinct phrase (real prompts have ~2 distinct phrases per prompt, so that work was
-the bottleneck): the phrases are canonicalised with Arrow/numpy (``canonical_phrases``), joined
-into one string and scanned once by the automaton; hit positions map back to phrases with
+the bottleneck): the phrases are canonicalised by one compiled loop (``canonical_phrases``),
+joined into one string and scanned once by the automaton; hit positions map back to phrases with
 ``searchsorted``. Pattern rules search only the phrases that hold a literal every match needs
 (``required_literals``). Repeated texts are matched once (``Matcher.match``). Each step gives
 exactly what the per-phrase reference, ``Matcher.phrase_terms``, gives.
@@ -36,13 +36,15 @@ from __future__ import annotations
 import re
 import re._parser as sre_parse  # the parser of ``re`` itself; used to vet pattern rules
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 
-import ahocorasick
+import ahocorasick_rs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import kernels
 from .codebook import Codebook, CodebookError, PatternRule
 from .normalise import (
     PhraseBatch,
@@ -50,7 +52,6 @@ from .normalise import (
     canonical_phrases,
     literal_phrases,
     split_phrases,
-    string_parts,
 )
 
 
@@ -82,22 +83,52 @@ _UNSAFE_AT = {sre_parse.AT_BEGINNING, sre_parse.AT_BEGINNING_LINE, sre_parse.AT_
 class JoinedPhrases:
     """Phrases joined into one string, `` p0 <NUL> p1 <NUL> ... `` (see ``JOIN_SEPARATOR``).
 
-    ``starts[i]``/``ends[i]`` delimit phrase ``i`` in ``text`` (Python string indices).
+    ``data`` holds its UTF-8 bytes and ``byte_starts[i]`` where phrase ``i`` begins in them:
+    the automaton scans bytes. ``text`` and ``starts``/``ends`` give the same string as Python
+    ``str`` with character indices, for regular expressions; they are built on first use.
     """
 
-    text: str
-    starts: np.ndarray
-    ends: np.ndarray
+    data: np.ndarray
+    byte_starts: np.ndarray
+    values: pa.Array  # the phrases
 
-    def phrase_at(self, positions: np.ndarray) -> np.ndarray:
-        """Index of the phrase at or before each character position (``-1`` before the first).
+    def phrase_at_byte(self, positions: np.ndarray) -> np.ndarray:
+        """Index of the phrase at or before each byte position (``-1`` before the first).
 
         A position inside phrase ``i``, or in the separator after it, maps to ``i``.
         """
+        return np.searchsorted(self.byte_starts, positions, side="right") - 1
+
+    @cached_property
+    def text(self) -> str:
+        return self.data.tobytes().decode()
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        if len(self.text) == len(self.data):  # ASCII: characters are bytes
+            return self.byte_starts
+        lengths = pc.utf8_length(self.values).to_numpy(zero_copy_only=False).astype(np.int64)
+        return _frame_starts(lengths)
+
+    @cached_property
+    def ends(self) -> np.ndarray:
+        lengths = (pc.binary_length(self.values) if self.starts is self.byte_starts
+                   else pc.utf8_length(self.values))
+        return self.starts + lengths.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def phrase_at(self, positions: np.ndarray) -> np.ndarray:
+        """Index of the phrase at or before each character position of ``text``."""
         return np.searchsorted(self.starts, positions, side="right") - 1
 
-    def phrase(self, i: int) -> str:
-        return self.text[self.starts[i]:self.ends[i]]
+
+def _frame_starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each phrase begins in `` p0 <SEP> p1 ... `` given the phrases' lengths."""
+    starts = np.empty(len(lengths), dtype=np.int64)
+    if len(lengths):
+        starts[0] = 1
+        np.cumsum(lengths[:-1] + len(JOIN_SEPARATOR), out=starts[1:])
+        starts[1:] += 1
+    return starts
 
 
 def join_phrases(values: pa.Array) -> JoinedPhrases:
@@ -105,33 +136,27 @@ def join_phrases(values: pa.Array) -> JoinedPhrases:
 
     Why: the automaton and the pattern rules then run once per batch over one string, so the
     per-phrase Python work (a call, an f-string, a set) disappears; hits are mapped back to
-    phrases by their position (:meth:`JoinedPhrases.phrase_at`).
+    phrases by their position (:meth:`JoinedPhrases.phrase_at_byte`).
     """
-    n = len(values)
-    if n == 0:
-        return JoinedPhrases("", np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     if values.null_count:
         raise ValueError("join_phrases: the array must not contain nulls")
     if not pa.types.is_string(values.type):
         values = values.cast(pa.string())
+    n = len(values)
+    if n == 0:
+        return JoinedPhrases(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64), values)
     whole = pa.ListArray.from_arrays(pa.array([0, n], type=pa.int32()), values)
-    text = " " + pc.binary_join(whole, JOIN_SEPARATOR)[0].as_py() + " "
-    n_bytes = pc.sum(pc.binary_length(values)).as_py() or 0
-    if len(text) == n_bytes + len(JOIN_SEPARATOR) * (n - 1) + 2:  # ASCII: bytes = characters
-        lengths = pc.binary_length(values)
-    else:
-        lengths = pc.utf8_length(values)
-    lengths = lengths.to_numpy(zero_copy_only=False).astype(np.int64)
-    starts = np.empty(n, dtype=np.int64)
-    starts[0] = 1
-    np.cumsum(lengths[:-1] + len(JOIN_SEPARATOR), out=starts[1:])
-    starts[1:] += 1
-    return JoinedPhrases(text, starts, starts + lengths)
+    inner = np.frombuffer(pc.binary_join(whole, JOIN_SEPARATOR)[0].as_buffer(), dtype=np.uint8)
+    data = np.empty(len(inner) + 2, dtype=np.uint8)
+    data[0] = data[-1] = 32
+    data[1:-1] = inner
+    lengths = pc.binary_length(values).to_numpy(zero_copy_only=False).astype(np.int64)
+    return JoinedPhrases(data, _frame_starts(lengths), values)
 
 
-def sorted_unique(values: np.ndarray, kind: str = "quicksort") -> np.ndarray:
+def sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique`` by sorting (numpy 2's hash-based ``unique`` is slower on these sizes)."""
-    values = np.sort(values, kind=kind)
+    values = np.sort(values)
     if len(values) < 2:
         return values
     keep = np.empty(len(values), dtype=bool)
@@ -275,8 +300,9 @@ def required_literals(pattern: re.Pattern[str]) -> list[str] | None:
     """Literals of which every match of ``pattern`` contains one, or ``None`` if none is known.
 
     Why: Python's ``re`` scans text at ~60 MB/s when a pattern starts with ``\\b`` or a class;
-    ``bytes.find`` of a literal is ~50x faster. Phrases that contain none of the literals cannot
-    match and are never searched; the others are searched one by one, so the result is exact.
+    a substring search for a literal (Arrow's ``match_substring``) is ~50x faster. Phrases that
+    contain none of the literals cannot match and are never searched; the others are searched
+    one by one, so the result is exact.
     Derived from ``re``'s own parse tree, conservatively: case-insensitive patterns get none.
     """
     parsed = sre_parse.parse(pattern.pattern, pattern.flags)
@@ -292,7 +318,7 @@ def required_literals(pattern: re.Pattern[str]) -> list[str] | None:
 def outermost(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Which key occurrences are not inside a longer one (the longest-match policy).
 
-    ``starts``/``ends`` are character spans (end exclusive) of the occurrences; an occurrence is
+    ``starts``/``ends`` are spans (end exclusive) of the occurrences; an occurrence is
     dropped when another one starts at or before it and ends at or after it (and is longer:
     two keys never have the same span, since one form belongs to one term). Vectorised: sort by
     start, longest first, and compare each end with the running maximum of earlier ends.
@@ -341,9 +367,8 @@ class Matcher:
         self.categories = codebook.category_ids
         self.labels: list[tuple[str, str]] = []
         self.label_weak: list[bool] = []
-        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        forms: dict[str, int] = {}  # automaton pattern -> value; a later value replaces
         key_label: list[int] = []
-        key_len: list[int] = []
         exceptions: list[str] = []
         self.patterns: list[tuple[int, PatternRule, re.Pattern[str]]] = []
         self._joinable: list[bool] = []
@@ -359,9 +384,8 @@ class Matcher:
                 for key in term.keys:
                     if "\x00" in key:
                         raise CodebookError(f"term {term.term!r}: a key contains NUL")
-                    self.automaton.add_word(f" {key} ", len(key_label))
+                    forms[f" {key} "] = len(key_label)
                     key_label.append(index)
-                    key_len.append(len(key) + 2)
             for rule in category.patterns:
                 try:
                     compiled = re.compile(rule.regex)
@@ -374,32 +398,48 @@ class Matcher:
                 self.labels.append((rule.category, rule.name))
                 self.label_weak.append(rule.tier == "weak")
         for key in exceptions:  # a not_in phrase that is itself a term already hides its parts
-            if not self.automaton.exists(f" {key} "):
-                self.automaton.add_word(f" {key} ", len(key_label))
+            if f" {key} " not in forms:
+                forms[f" {key} "] = len(key_label)
                 key_label.append(_EXCEPTION)
-                key_len.append(len(key) + 2)
         self.key_label = np.array(key_label, dtype=np.int64)
-        self.key_len = np.array(key_len, dtype=np.int64)
         self._n_keys = len(key_label)
         # Literals of canonical-text pattern rules ride along in the automaton (values from
         # len(labels) on), so finding their candidate phrases costs no extra pass. A literal
-        # that is already a key (or another rule's literal) is left to ``bytes.find``.
+        # that is already a key (or another rule's literal) is left to ``literal_phrases``.
         self._in_automaton = [False] * len(self.patterns)
         for k, ((_, rule, _), literals) in enumerate(zip(self.patterns, self._literals,
                                                                       strict=True)):
             if (rule.applies_to == "original case" or literals is None
-                    or any(self.automaton.exists(x) for x in literals)):
+                    or any(x in forms for x in literals)):
                 continue
             for literal in literals:
-                self.automaton.add_word(literal, self._n_keys + k)
+                forms[literal] = self._n_keys + k
             self._in_automaton[k] = True
-        self.automaton.make_automaton()
+        # one pass over the bytes finds every form, overlapping ones included; the search
+        # itself runs without the GIL, so threads can code two batches at once
+        self.automaton = ahocorasick_rs.BytesAhoCorasick(
+            [form.encode() for form in forms], implementation=ahocorasick_rs.Implementation.DFA)
+        self.form_value = np.array(list(forms.values()), dtype=np.int64)
         self.category_starts = np.array(starts, dtype=np.int64)
         self.label_category = np.repeat(np.arange(len(starts)),
                                         np.diff(np.append(self.category_starts, len(self.labels))))
         self.n_keys = int((self.key_label >= 0).sum())
         self.label_is_weak = np.array(self.label_weak, dtype=bool)
         self._cache: dict[str, tuple[int, ...] | int] = {}
+
+    def __reduce__(self):
+        """Pickled as its codebook (the compiled automaton cannot be): rebuilt in ~3 ms."""
+        return (Matcher, (self.codebook, self.weighted))
+
+    def find(self, data: bytes | np.ndarray) -> np.ndarray:
+        """Every occurrence of every automaton form in ``data`` (UTF-8 bytes), overlapping ones
+        included: rows of (form index, start byte, end byte exclusive).
+
+        The search runs without the GIL; turning its hits into an array holds it.
+        """
+        hits = self.automaton.find_matches_as_indexes(data, overlapping=True)
+        return np.fromiter(chain.from_iterable(hits), dtype=np.int64,
+                           count=3 * len(hits)).reshape(-1, 3)
 
     def phrase_terms(self, phrase: str) -> tuple[int, ...] | int:
         """Label indices found in one raw phrase (cached); ``-1`` for an adapter reference.
@@ -414,12 +454,11 @@ class Matcher:
             elif not canon:
                 hit = ()
             else:
-                pairs = [(end, v) for end, v in self.automaton.iter(f" {canon} ")
-                         if v < self._n_keys]
-                ends = np.array([end + 1 for end, _ in pairs], dtype=np.int64)
-                keys = np.array([v for _, v in pairs], dtype=np.int64)
-                keep = outermost(ends - self.key_len[keys], ends) if len(keys) else keys
-                labels = self.key_label[keys[keep]] if len(keys) else keys
+                found = self.find(f" {canon} ".encode())
+                found = found[self.form_value[found[:, 0]] < self._n_keys]
+                keys = self.form_value[found[:, 0]]
+                keep = outermost(found[:, 1], found[:, 2])
+                labels = self.key_label[keys[keep]]
                 found = set(labels[labels >= 0].tolist())
                 for label, rule, compiled in self.patterns:
                     subject = phrase if rule.applies_to == "original case" else canon
@@ -435,7 +474,7 @@ class Matcher:
         """Label hits of every distinct phrase at once: ``(phrase, label)`` pairs and adapters.
 
         Same result as :meth:`phrase_terms` on each phrase, but the phrases are canonicalised
-        with Arrow/numpy (:func:`canonical_phrases`), joined into one string
+        in bulk (:func:`canonical_phrases`), joined into one string
         (:func:`join_phrases`), and the automaton and each pattern rule scan that string once.
         Returns ``phrase`` and ``label`` (distinct pairs, sorted by phrase then label) and a
         boolean array marking adapter phrases.
@@ -451,18 +490,17 @@ class Matcher:
         take = pa.array(keep)
         kept = canon.take(take)
         joined = join_phrases(kept)
-        found = np.fromiter(chain.from_iterable(self.automaton.iter(joined.text)),
-                            dtype=np.int64).reshape(-1, 2)
-        where = joined.phrase_at(found[:, 0])
-        is_key = found[:, 1] < self._n_keys
-        key_end = found[is_key, 0] + 1
-        key_id = found[is_key, 1]
-        keep_key = outermost(key_end - self.key_len[key_id], key_end)
+        found = self.find(joined.data)
+        value = self.form_value[found[:, 0]]
+        where = joined.phrase_at_byte(found[:, 2] - 1)  # a form's last byte is in its phrase
+        is_key = value < self._n_keys
+        key_id = value[is_key]
+        keep_key = outermost(found[is_key, 1], found[is_key, 2])
         key_labels = self.key_label[key_id]
         keep_key &= key_labels >= 0
         keys = [where[is_key][keep_key] * n_labels + key_labels[keep_key]]
-        literal_hits = {k: np.unique(where[found[:, 1] == self._n_keys + k])
-                        for k in np.unique(found[~is_key, 1] - self._n_keys).tolist()}
+        literal_hits = {k: np.unique(where[value == self._n_keys + k])
+                        for k in np.unique(value[~is_key] - self._n_keys).tolist()}
         subjects = {"canonical": kept}
         if any(rule.applies_to == "original case" for _, rule, _ in self.patterns):
             subjects["original case"] = phrases.take(take)
@@ -474,8 +512,7 @@ class Matcher:
             if self._in_automaton[k]:  # phrases holding a required literal, found above
                 candidates = literal_hits.get(k, np.zeros(0, dtype=np.int64))
             elif literals is not None:  # only phrases holding a required literal can match
-                offsets, data = string_parts(subject)
-                candidates = literal_phrases(offsets, data.tobytes(), literals)
+                candidates = literal_phrases(subject, literals)
             elif fast:  # every phrase with a match is touched by a match over the join
                 if kind == "canonical":
                     source = joined
@@ -495,27 +532,13 @@ class Matcher:
 
     def match_phrases(self, batch: PhraseBatch) -> BatchMatches:
         """Which labels each document of a batch (already split into phrases) uses."""
-        n_dict = len(batch.phrases)
         phrase, flat_terms, is_adapter = self.dictionary_terms(batch.phrases)
-        n_terms = np.bincount(phrase, minlength=n_dict).astype(np.int64)
-        ptr = np.concatenate([[0], np.cumsum(n_terms)])
-        # occurrences of phrases with terms, each repeated once per term of its phrase
-        index = np.flatnonzero((n_terms > 0)[batch.code])
-        occ_code = batch.code[index]
-        reps = n_terms[occ_code]
-        docs = np.repeat(batch.doc[index], reps)
-        ends = np.cumsum(reps)
-        starts = np.repeat(ptr[occ_code] - (ends - reps), reps)
-        terms = flat_terms[starts + np.arange(len(docs))] if len(docs) else flat_terms[:0]
-        # distinct pairs: documents come in order, so the keys are sorted but for the labels
-        # of each document, and a stable sort (timsort: runs) orders them almost for free
-        n_labels = len(self.labels)
-        pairs = sorted_unique(docs * n_labels + terms, kind="stable")
-        has_adapter = np.zeros(batch.n_docs, dtype=bool)
-        has_adapter[batch.doc[is_adapter[batch.code]]] = True
-        return BatchMatches(doc=pairs // n_labels, term=pairs % n_labels, n_docs=batch.n_docs,
-                            nonempty=batch.nonempty, has_adapter=has_adapter,
-                            n_bytes=batch.n_bytes)
+        ptr = np.zeros(len(batch.phrases) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(phrase, minlength=len(batch.phrases)), out=ptr[1:])
+        doc, term, has_adapter = kernels.document_labels(
+            batch.doc, batch.code, ptr, flat_terms, is_adapter, batch.n_docs, len(self.labels))
+        return BatchMatches(doc=doc, term=term, n_docs=batch.n_docs, nonempty=batch.nonempty,
+                            has_adapter=has_adapter, n_bytes=batch.n_bytes)
 
     def match(self, values: pa.Array | pa.ChunkedArray) -> BatchMatches:
         """Normalise and match a batch of raw texts.

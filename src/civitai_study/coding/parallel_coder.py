@@ -1,15 +1,19 @@
 """Code one text column of a snapshot's Parquet parts on all cores, merged deterministically.
 
-Why: the matcher is mostly Arrow/numpy work but holds the GIL for the automaton pass and the
-per-phrase Python of pattern rules, so threads cannot use a second core. Work is cut into units
-(a Parquet file, a row group, a slice of rows); each unit is read and coded in a worker process
-and returns only per-document category bitmasks and term counts. Units are merged in unit order,
-never in completion order, so the result is byte-identical to coding the units one after the
-other in this process (``executor=None``), whatever executor runs them.
+Work is cut into units (a Parquet file, a row group, a slice of rows); each unit is read and
+coded by a worker and returns only per-document category bitmasks and term counts. Units are
+merged in unit order, never in completion order, so the result is byte-identical to coding the
+units one after the other in this process (``executor=None``), whatever executor runs them.
 
-The executor is an argument: a ``concurrent.futures`` process pool by default (see
-:func:`process_pool`), or any object with ``submit`` returning futures, e.g. the executor of a
-Dask client (issue 12), so one function serves both.
+The executor is an argument: any object with ``submit`` returning futures.
+
+- A thread pool (``concurrent.futures.ThreadPoolExecutor``) shares this process's matcher and
+  warm memory. Reading, the compiled loops (:mod:`.kernels`), Arrow kernels and the automaton's
+  search run without the GIL; pattern rules and the glue between stages hold it. On a few cores
+  and one run it is the fastest (``benchmarks/coding.py``).
+- A process pool (:func:`process_pool`) has no GIL at all, but each new worker process pays
+  for its start: its first unit touches tens of MB of fresh memory, which page-faults.
+- The executor of a Dask client (issue 12) spreads units over machines.
 """
 
 from __future__ import annotations
@@ -67,12 +71,24 @@ _MATCHERS: dict[str, Matcher] = {}
 
 
 def _matcher(codebook: Codebook, weighted: bool, key: str) -> Matcher:
-    """One matcher per worker process and codebook (built on the first unit it codes)."""
-    if key not in _MATCHERS:
+    """One matcher per worker process and codebook (built on the first unit it codes).
+
+    Threads of one pool share it; two that start together may each build one, which is
+    harmless: each returns the matcher it built or found, never a missing entry.
+    """
+    matcher = _MATCHERS.get(key)
+    if matcher is None:
         pad_heap()  # each worker process: no page faults between units (civitai_study.heap)
+        matcher = Matcher(codebook, weighted=weighted)
         _MATCHERS.clear()
-        _MATCHERS[key] = Matcher(codebook, weighted=weighted)
-    return _MATCHERS[key]
+        _MATCHERS[key] = matcher
+    return matcher
+
+
+def forget_matchers() -> None:
+    """Drop this process's cached matchers: the next unit builds its own (what a fresh process
+    pays; benchmarks call this so no mode inherits another's matcher)."""
+    _MATCHERS.clear()
 
 
 def code_unit(unit: Unit, column: str, id_column: str, codebook: Codebook, weighted: bool,
