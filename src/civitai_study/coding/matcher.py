@@ -454,10 +454,10 @@ class Matcher:
             elif not canon:
                 hit = ()
             else:
-                found = self.find(f" {canon} ".encode())
-                found = found[self.form_value[found[:, 0]] < self._n_keys]
-                keys = self.form_value[found[:, 0]]
-                keep = outermost(found[:, 1], found[:, 2])
+                hits = self.find(f" {canon} ".encode())
+                hits = hits[self.form_value[hits[:, 0]] < self._n_keys]  # keys, not literals
+                keys = self.form_value[hits[:, 0]]
+                keep = outermost(hits[:, 1], hits[:, 2])
                 labels = self.key_label[keys[keep]]
                 found = set(labels[labels >= 0].tolist())
                 for label, rule, compiled in self.patterns:
