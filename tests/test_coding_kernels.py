@@ -222,3 +222,18 @@ def test_compiled_without_a_cache_location_still_works():
     exec("def add_one(x):\n    return x + 1\n", namespace)
     compiled = kernels._compiled(namespace["add_one"])
     assert compiled(41) == 42
+
+
+def test_copy_labels_equal_python():
+    rng = np.random.default_rng(4)
+    n_texts = 20
+    labels = {t: sorted(rng.choice(9, rng.integers(0, 4), replace=False).tolist())
+              for t in range(n_texts)}
+    inner = [(t, lab) for t in range(n_texts) for lab in labels[t]]
+    inner_doc = np.array([t for t, _ in inner], dtype=np.int64)
+    inner_term = np.array([lab for _, lab in inner], dtype=np.int64)
+    text = rng.integers(0, n_texts, 300).astype(np.int64)
+    valid = rng.random(300) > 0.1
+    doc, term = kernels.copy_labels(text, valid, inner_doc, inner_term, n_texts)
+    expected = [(d, lab) for d in range(300) if valid[d] for lab in labels[int(text[d])]]
+    assert list(zip(doc.tolist(), term.tolist(), strict=True)) == expected

@@ -8,7 +8,8 @@ Here each is one loop that reads every byte once:
 
 - :func:`split_and_code` splits texts into phrases and numbers the distinct ones;
 - :func:`canonical_ascii` gives the canonical form of ASCII phrases (``canonical_phrase``);
-- :func:`document_labels` turns phrase labels into each document's sorted distinct labels.
+- :func:`document_labels` turns phrase labels into each document's sorted distinct labels, and
+  :func:`copy_labels` copies a distinct text's labels to every document holding that text.
 
 numba compiles them on first use and caches the machine code beside this file, so later
 processes only load it (``make setup`` compiles them once: :func:`warm_up`); without the GIL,
@@ -447,6 +448,35 @@ def document_labels(doc, code, ptr, labels, is_adapter, n_docs, n_labels):
             out_label[b + 1] = label
         out_doc[first:o] = d
     return out_doc[:o], out_label[:o], has_adapter
+
+
+@_compiled
+def copy_labels(text, valid, inner_doc, inner_term, n_texts):
+    """Labels of each document copied from those of its distinct text (compiled).
+
+    ``text[d]`` is the distinct text of document ``d`` (ignored where not ``valid``); the
+    distinct texts' labels are ``inner_term`` by ``inner_doc`` (sorted). Returns the documents'
+    ``(doc, term)`` pairs, sorted by document then label.
+    """
+    ptr = np.zeros(n_texts + 1, dtype=np.int64)
+    for i in range(len(inner_doc)):
+        ptr[inner_doc[i] + 1] += 1
+    for t in range(n_texts):
+        ptr[t + 1] += ptr[t]
+    total = 0
+    for d in range(len(text)):
+        if valid[d]:
+            total += ptr[text[d] + 1] - ptr[text[d]]
+    doc = np.empty(total, dtype=np.int64)
+    term = np.empty(total, dtype=np.int64)
+    o = 0
+    for d in range(len(text)):
+        if valid[d]:
+            for k in range(ptr[text[d]], ptr[text[d] + 1]):
+                doc[o] = d
+                term[o] = inner_term[k]
+                o += 1
+    return doc, term
 
 
 def warm_up() -> None:

@@ -570,14 +570,9 @@ class Matcher:
         inner = self.match_phrases(split_phrases(encoded.dictionary))
         valid = values.is_valid().to_numpy(zero_copy_only=False)
         unique = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        ptr = np.searchsorted(inner.doc, np.arange(inner.n_docs + 1))
-        counts = np.where(valid, ptr[unique + 1] - ptr[unique], 0)
-        total = int(counts.sum())
-        ends = np.cumsum(counts)
-        source = np.repeat(ptr[unique] - (ends - counts), counts) + np.arange(total)
+        doc, term = kernels.copy_labels(unique, valid, inner.doc, inner.term, inner.n_docs)
         byte_len = pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
-        return BatchMatches(doc=np.repeat(np.arange(n, dtype=np.int64), counts),
-                            term=inner.term[source], n_docs=n,
+        return BatchMatches(doc=doc, term=term, n_docs=n,
                             nonempty=valid & (byte_len > 0),
                             has_adapter=valid & inner.has_adapter[unique],
                             n_bytes=int(byte_len.sum()))
