@@ -20,14 +20,15 @@ Usage::
 
     .venv/bin/civitai-study sample --out /tmp/big --images 3000000 --models 5000
     .venv/bin/python benchmarks/coding.py --data /tmp/big [--baseline-rows 200000] [--real]
-    .venv/bin/python benchmarks/coding.py --parallel-only [--workers N]
+    .venv/bin/python benchmarks/coding.py --parallel-only [--workers N] [--repeat N] [--stages]
 
 ``--parallel``/``--parallel-only``: the real 2023 prompts are written once to Parquet parts under
-``/tmp/civitai-coding-bench-real`` (outside the repository), then coded serially (units one after
-another in this process) and in parallel (a process pool of ``--workers``, default all cores) by
+``/tmp/civitai-coding-bench-real/<4 x workers>-row-groups`` (outside the repository), then coded
+serially (units one after another in this process), by a process pool and by a thread pool of
+``--workers`` (default all cores), all through
 ``civitai_study.coding.parallel_coder.code_column``, end to end (reading Parquet, pool start-up,
-merging) in the same run; the two outputs, and a one-batch ``Matcher`` pass over the whole
-column, must be identical.
+merging) in the same run; the outputs, and a one-batch ``Matcher`` pass over the whole column,
+must be identical. ``--repeat N`` runs the three modes N times in turn (best and median).
 """
 
 from __future__ import annotations
@@ -96,22 +97,30 @@ def real_prompts(limit: int | None = None) -> list[str]:
 REAL_PARTS = Path("/tmp/civitai-coding-bench-real")
 
 
-def real_parts(rows_per_part: int = 50_000) -> list[Path]:
-    """The real prompts as Parquet parts (id, prompt), written once, outside the repository."""
-    parts = sorted(REAL_PARTS.glob("part-*.parquet"))
+def real_parts(workers: int) -> list[Path]:
+    """The real prompts as Parquet parts (id, prompt), written once, outside the repository.
+
+    Why this layout: a unit of the parallel coder is a row group, so the prompts are cut into
+    4 x ``workers`` row groups of equal size (two per file) and every worker gets the same
+    work. With 7 row groups of 25k rows (6 full, one of 17k), one of 2 workers coded 4.
+    """
+    groups = 4 * workers
+    folder = REAL_PARTS / f"{groups}-row-groups"
+    parts = sorted(folder.glob("part-*.parquet"))
     if parts:
         return parts
     import pyarrow.parquet as pq
 
     prompts = real_prompts()
-    REAL_PARTS.mkdir(parents=True, exist_ok=True)
-    for k, start in enumerate(range(0, len(prompts), rows_per_part)):
-        chunk = prompts[start:start + rows_per_part]
+    per_group = -(-len(prompts) // groups)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, start in enumerate(range(0, len(prompts), 2 * per_group)):
+        chunk = prompts[start:start + 2 * per_group]
         table = pa.table({"id": pa.array(range(start, start + len(chunk)), pa.int64()),
                           "prompt": pa.array(chunk, pa.string())})
-        pq.write_table(table, REAL_PARTS / f"part-{k:03d}.parquet", compression="zstd",
-                       row_group_size=rows_per_part // 2)
-    return sorted(REAL_PARTS.glob("part-*.parquet"))
+        pq.write_table(table, folder / f"part-{k:03d}.parquet", compression="zstd",
+                       row_group_size=per_group)
+    return sorted(folder.glob("part-*.parquet"))
 
 
 def parallel_real(codebook, workers: int, repeat: int = 1) -> bool:
@@ -126,7 +135,7 @@ def parallel_real(codebook, workers: int, repeat: int = 1) -> bool:
     if not PREVIEWS.is_file():
         print(f"--parallel: {PREVIEWS.name} not found (../shared absent); skipped")
         return True
-    parts = real_parts()
+    parts = real_parts(workers)
     import statistics
     from concurrent.futures import ThreadPoolExecutor
 
@@ -215,7 +224,7 @@ def stage_costs(codebook, workers: int, repeats: int = 5) -> None:
             times.append(time.perf_counter() - start)
         return out, min(times)
 
-    for unit in plan_units(real_parts()):
+    for unit in plan_units(real_parts(workers)):
         def read(unit=unit):
             return pq.ParquetFile(unit.path).read_row_group(
                 unit.row_group, columns=["prompt"]).slice(unit.start, unit.length)
