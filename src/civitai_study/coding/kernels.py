@@ -34,6 +34,7 @@ def _compiled(function):
     except RuntimeError:
         return numba.njit(nogil=True)(function)
 
+
 #: Words that name an adapter: ``<lora:name:0.8>`` is a call, ``lora:name`` an adapter phrase.
 ADAPTER_WORDS = (b"lora", b"lyco", b"lycoris", b"locon", b"hypernet", b"embedding", b"ti")
 MAX_ADAPTER = 400  # bytes from '<' to '>' of one adapter call at most
@@ -365,7 +366,7 @@ def canonical_ascii(data, offsets, weighted, words, word_lengths):
     for p in range(n):
         s = offsets[p]
         e = offsets[p + 1]
-        colon = -1
+        colon = -1  # the last ':': a weight holds none, so only it can start one
         for i in range(s, e):
             b = data[i]
             if b >= 128 or (b == 66 and i + 5 <= e and data[i + 1] == 82 and data[i + 2] == 69
