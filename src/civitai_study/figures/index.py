@@ -15,12 +15,12 @@ so notebook 05 lists their figures with the same finding, cell, table and functi
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import nbformat
 import pandas as pd
 
 from ..nsfw import MAIN_DEFINITION_REASON
@@ -34,10 +34,16 @@ REGISTRY_NAME = "figure_registry.csv"
 
 
 def cell_of(notebook: Path, needle: str) -> str:
-    """Id of the first code cell whose source contains ``needle`` ('' when none does)."""
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and needle in cell.source:
+    """Id of the first code cell whose source contains ``needle`` ('' when none does).
+
+    Read as plain JSON (the notebooks are nbformat 4 files whose cells carry ids): importing
+    nbformat, and the JSON-schema format checkers it pulls in, costs a kernel about a second.
+    """
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        source = cell.get("source", "")
+        source = source if isinstance(source, str) else "".join(source)
+        if cell.get("cell_type") == "code" and needle in source:
             return str(cell.get("id", ""))
     return ""
 
