@@ -150,26 +150,28 @@ def parallel_real(codebook, workers: int, repeat: int = 1) -> bool:
         with ThreadPoolExecutor(workers) as pool:
             return code_column(parts, codebook, executor=pool)
 
-    modes = {"serial coder, real 2023 (Parquet)": lambda: code_column(parts, codebook),
-             f"parallel coder, {workers} processes": run_processes,
-             f"parallel coder, {workers} threads": run_threads}
-    walls: dict[str, list[float]] = {label: [] for label in modes}
+    # mode: (label, run, note after its line)
+    modes = {"serial": ("serial coder, real 2023 (Parquet)",
+                        lambda: code_column(parts, codebook), ""),
+             "processes": (f"parallel coder, {workers} processes", run_processes,
+                           " (CPU column: this process only)"),
+             "threads": (f"parallel coder, {workers} threads", run_threads, "")}
+    walls: dict[str, list[float]] = {mode: [] for mode in modes}
     outputs = {}
     for k in range(repeat):
-        for label, run in modes.items():
+        for mode, (label, run, note) in modes.items():
             forget_matchers()  # every pass builds its matchers (pools: in their workers)
             result, wall, cpu = _timed(run)
-            walls[label].append(wall)
-            outputs[label] = result
+            walls[mode].append(wall)
+            outputs[mode] = result
             mb, n = result.n_bytes / 1e6, result.table.num_rows
-            note = " (CPU column: this process only)" if "processes" in label else ""
-            print(_line(label, mb, n, wall, cpu) + note + (f" [pass {k + 1}]" if repeat > 1
-                                                          else ""))
+            print(_line(label, mb, n, wall, cpu) + note
+                  + (f" [pass {k + 1}]" if repeat > 1 else ""))
     if repeat > 1:
-        for label, times in walls.items():
-            print(f"{label:<34} best {mb / min(times):7.1f} MB/s, median "
+        for mode, times in walls.items():
+            print(f"{modes[mode][0]:<34} best {mb / min(times):7.1f} MB/s, median "
                   f"{mb / statistics.median(times):7.1f} MB/s over {repeat} passes")
-    serial = outputs["serial coder, real 2023 (Parquet)"]
+    serial = outputs["serial"]
     whole = pa.concat_tables([pq.read_table(p, columns=["prompt"]) for p in parts])
     matcher = Matcher(codebook)
     flags = matcher.category_flags(matcher.match(whole.column("prompt")))
@@ -177,12 +179,11 @@ def parallel_real(codebook, workers: int, repeat: int = 1) -> bool:
     same = (all(o.table.equals(serial.table) and bool((o.term_docs == serial.term_docs).all())
                 for o in outputs.values())
             and bool((serial.table.column("categories").to_numpy() == bits).all()))
-    best = {label: min(times) for label, times in walls.items()}
-    serial_best = best["serial coder, real 2023 (Parquet)"]
+    best = {mode: min(times) for mode, times in walls.items()}
     print("speed-up over serial (best passes): " + ", ".join(
-        f"{label.split(', ')[-1]} {serial_best / t:.2f}x" for label, t in best.items()
-        if "parallel" in label) + f"; outputs identical (serial units = process pool = "
-          f"thread pool = one-batch matcher): {same}")
+        f"{workers} {mode} {best['serial'] / best[mode]:.2f}x"
+        for mode in ("processes", "threads")) + f"; outputs identical (serial units = process "
+          f"pool = thread pool = one-batch matcher): {same}")
     unweighted = Matcher(codebook, weighted=False)
     raw = unweighted.category_flags(unweighted.match(whole.column("prompt")))
     print("prompts per category, weighted (weight <= 0 absent) vs unweighted: " + ", ".join(

@@ -136,7 +136,7 @@ def run_estimates(con: duckdb.DuckDBPyConnection, quantities: list[str],
     if tags:
         found = con.execute(f"""
             SELECT lower(trim(tag)) AS tag, count(DISTINCT model_id) FROM model_tags
-            WHERE lower(trim(tag)) IN (SELECT unnest({describe._sql_list(tags)})) GROUP BY ALL
+            WHERE lower(trim(tag)) IN (SELECT unnest({describe.sql_list(tags)})) GROUP BY ALL
         """).fetchall()
         have = dict(found)
         for tag in tags:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from .describe import _sql_list
+from .describe import sql_list
 from .nsfw import check_definition, sql_coarse_decided, sql_coarse_is_nsfw
 from .pseudonymise import sql_is_pseudonym, sql_pseudonym_number
 from .trends import TIME_ORIGIN, _quiet, add_time
@@ -217,7 +217,7 @@ def creator_shift_share(con: duckdb.DuckDBPyConnection, definition: str = "above
     start, end = window_months(months, window)
 
     def within(span: list[str]) -> str:
-        return f"list_contains({_sql_list(span)}, month)"
+        return f"list_contains({sql_list(span)}, month)"
 
     both = con.execute(f"""
         SELECT n0, k0, n1, k1 FROM (

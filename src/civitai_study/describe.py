@@ -49,7 +49,8 @@ POP_RATED = "images in the snapshot with a rated NSFW level (level 0 'unrated' l
 POP_MODELS = "models caught by the snapshot"
 
 
-def _sql_list(values: tuple[str, ...] | list[str]) -> str:
+def sql_list(values: tuple[str, ...] | list[str]) -> str:
+    """A DuckDB list literal of strings, quotes escaped (for ``unnest``/``list_contains``)."""
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
@@ -66,9 +67,9 @@ WITH first_version AS (
     SELECT model_id, min(created_at) AS first_at FROM model_versions GROUP BY model_id
 ), tag_flags AS (
     SELECT model_id,
-           bool_or(lower(trim(tag)) IN (SELECT unnest({_sql_list(REAL_PERSON_TAGS)}))) AS poi_tag,
-           bool_or(lower(trim(tag)) IN (SELECT unnest({_sql_list(FEMALE_TAGS)}))) AS female_tag,
-           bool_or(lower(trim(tag)) IN (SELECT unnest({_sql_list(MALE_TAGS)}))) AS male_tag
+           bool_or(lower(trim(tag)) IN (SELECT unnest({sql_list(REAL_PERSON_TAGS)}))) AS poi_tag,
+           bool_or(lower(trim(tag)) IN (SELECT unnest({sql_list(FEMALE_TAGS)}))) AS female_tag,
+           bool_or(lower(trim(tag)) IN (SELECT unnest({sql_list(MALE_TAGS)}))) AS male_tag
     FROM model_tags GROUP BY model_id
 )
 SELECT m.id, m.type, m.creator_hash, m.download_count,
@@ -326,7 +327,7 @@ def poi_tag_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         SELECT lower(trim(tag)) AS tag, count(DISTINCT model_id) AS n_models,
                count(DISTINCT model_id) FILTER (WHERE m.poi) AS n_poi
         FROM model_tags t JOIN models m ON m.id = t.model_id
-        WHERE lower(trim(tag)) IN (SELECT unnest({_sql_list(REAL_PERSON_TAGS)}))
+        WHERE lower(trim(tag)) IN (SELECT unnest({sql_list(REAL_PERSON_TAGS)}))
         GROUP BY ALL""")
     frame = (frame.set_index("tag").reindex(list(REAL_PERSON_TAGS), fill_value=0)
              .rename_axis("tag").reset_index())

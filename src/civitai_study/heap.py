@@ -10,8 +10,9 @@ runs each) a serial pass went from about 30,000 page faults to 7,100 and from a 
 
 Costs: up to that much extra resident memory per process for the rest of its life, and glibc
 stops adjusting its mmap threshold by itself (``M_TOP_PAD`` turns that off). So only processes
-that exist to code pad: the parallel coder's workers (:mod:`civitai_study.coding.parallel_coder`)
-and its in-process path. Notebook 04's threaded coder does not: at 40M images, one run each,
+that exist to code pad: wherever the parallel coder (:mod:`civitai_study.coding.parallel_coder`)
+builds a matcher (its worker processes, or the calling process for its in-process path and
+thread pools). Notebook 04's threaded coder does not: at 40M images, one run each,
 it coded in 71.5 s unpadded and 69.9 s padded, with a peak 138 MB higher.
 
 Only glibc has ``mallopt``; elsewhere (macOS, musl) :func:`pad_heap` does nothing. With another

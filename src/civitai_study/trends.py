@@ -45,7 +45,7 @@ from statsmodels.stats.stattools import durbin_watson
 from statsmodels.tools import sm_exceptions
 
 from . import describe
-from .describe import REAL_PERSON_TAGS, _period_sql, _sql_list
+from .describe import REAL_PERSON_TAGS, _period_sql, sql_list
 from .nsfw import check_definition, sql_coarse_decided, sql_coarse_is_nsfw
 from .paths import DATA_DIR
 
@@ -129,7 +129,7 @@ def poi_counts(con: duckdb.DuckDBPyConnection, signal: str = "poi",
         WITH fv AS (SELECT model_id, min(created_at) AS first_at FROM model_versions
                     GROUP BY model_id),
              tg AS (SELECT model_id, bool_or(lower(trim(tag)) IN
-                               (SELECT unnest({_sql_list(REAL_PERSON_TAGS)}))) AS poi_tag
+                               (SELECT unnest({sql_list(REAL_PERSON_TAGS)}))) AS poi_tag
                     FROM model_tags GROUP BY model_id)
         SELECT {_period_sql(freq, "coalesce(fv.first_at, m.created_at)")} AS period,
                coalesce(m.type, 'unknown') AS type, count(*) AS n,

@@ -104,17 +104,18 @@ class JoinedPhrases:
         return self.data.tobytes().decode()
 
     @cached_property
+    def _char_lengths(self) -> np.ndarray:
+        lengths = pc.utf8_length(self.values) if len(self.text) != len(self.data) \
+            else pc.binary_length(self.values)  # ASCII: characters are bytes
+        return lengths.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    @cached_property
     def starts(self) -> np.ndarray:
-        if len(self.text) == len(self.data):  # ASCII: characters are bytes
-            return self.byte_starts
-        lengths = pc.utf8_length(self.values).to_numpy(zero_copy_only=False).astype(np.int64)
-        return _frame_starts(lengths)
+        return _frame_starts(self._char_lengths)
 
     @cached_property
     def ends(self) -> np.ndarray:
-        lengths = (pc.binary_length(self.values) if self.starts is self.byte_starts
-                   else pc.utf8_length(self.values))
-        return self.starts + lengths.to_numpy(zero_copy_only=False).astype(np.int64)
+        return self.starts + self._char_lengths
 
     def phrase_at(self, positions: np.ndarray) -> np.ndarray:
         """Index of the phrase at or before each character position of ``text``."""

@@ -78,7 +78,7 @@ def _matcher(codebook: Codebook, weighted: bool, key: str) -> Matcher:
     """
     matcher = _MATCHERS.get(key)
     if matcher is None:
-        pad_heap()  # each worker process: no page faults between units (civitai_study.heap)
+        pad_heap()  # the process that codes: no page faults between units (civitai_study.heap)
         matcher = Matcher(codebook, weighted=weighted)
         _MATCHERS.clear()
         _MATCHERS[key] = matcher
